@@ -1,0 +1,75 @@
+"""Model hyperparameters: one frozen dataclass, stored in checkpoints and model cards."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Cell = Literal["lstm", "peephole", "gru", "rnn"]
+Pooling = Literal["last", "max", "mean", "concat"]
+
+CELLS: tuple[str, ...] = ("lstm", "peephole", "gru", "rnn")
+POOLINGS: tuple[str, ...] = ("last", "max", "mean", "concat")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network (and its ONNX graph) from its weights."""
+
+    vocab_size: int
+    embed_dim: int = 128
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    cell: Cell = "lstm"
+    pooling: Pooling = "concat"
+    num_classes: int = 2
+    pad_id: int = 0
+    embed_dropout: float = 0.3
+    dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        for name in (
+            "vocab_size",
+            "embed_dim",
+            "hidden_size",
+            "num_layers",
+            "num_classes",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("embed_dropout", "dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def num_directions(self) -> int:
+        """2 for a bidirectional encoder, else 1."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def encoder_dim(self) -> int:
+        """Width of one time step of the encoder's output (all directions)."""
+        return self.hidden_size * self.num_directions
+
+    @property
+    def pooled_dim(self) -> int:
+        """Width of the pooled review representation fed to the classifier head."""
+        return self.encoder_dim * (3 if self.pooling == "concat" else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as stored in checkpoints and model cards."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,1 @@
+"""Offline training pipeline: data, training, evaluation, ONNX export and the model bundle."""

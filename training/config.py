@@ -1,0 +1,136 @@
+"""Training configuration: a TOML file with ``[model]`` and ``[train]`` tables, plus CLI flags.
+
+Every field carries its help text, so the command-line flags are generated from these
+dataclasses and stay in step with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from model.config import CELLS, POOLINGS, ModelConfig
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: data, split, vocabulary, optimisation and output."""
+
+    data: str | None = _opt(None, "IMDB archive (.tar.gz) or extracted folder; default $IMDB_DATA")
+    output: str = _opt("runs/default", "folder for checkpoints, metrics and the model bundle")
+    seed: int = _opt(1234, "seed for the split, initialisation, dropout and batch order")
+    validation_fraction: float = _opt(0.1, "fraction of the 25k training reviews held out")
+    vocab_size: int = _opt(20000, "vocabulary size including <pad> and <unk>")
+    min_count: int = _opt(2, "minimum count in the training split for a word to get an id")
+    max_tokens: int = _opt(1000, "tokens kept per review (the first ones); also the service's cap")
+    batch_size: int = _opt(64, "reviews per batch")
+    epochs: int = _opt(6, "maximum number of epochs")
+    learning_rate: float = _opt(2e-3, "peak AdamW learning rate")
+    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases or embeddings)")
+    warmup_fraction: float = _opt(0.1, "fraction of steps of linear warm-up before cosine decay")
+    clip_norm: float = _opt(1.0, "gradient-norm clipping threshold")
+    patience: int = _opt(2, "epochs without a better validation accuracy before stopping")
+    embeddings: str = _opt("word2vec", "embedding init: 'random', 'word2vec' or a GloVe text file path")
+    word2vec_epochs: int = _opt(5, "word2vec epochs over the training split plus unlabelled reviews")
+    limit_reviews: int = _opt(0, "use only this many reviews per part and label (0: all); for smoke runs")
+    threads: int = _opt(0, "torch threads (0: torch's default)")
+    name: str = _opt("imdb-lstm", "model name written into the model card")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A model configuration (without its vocabulary size) and a training configuration."""
+
+    model: dict[str, Any]
+    train: TrainConfig
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The network's hyperparameters once the vocabulary is known."""
+        return ModelConfig(vocab_size=vocab_size, **self.model)
+
+
+_MODEL_HELP = {
+    "embed_dim": "embedding width",
+    "hidden_size": "hidden units per direction and layer",
+    "num_layers": "stacked recurrent layers",
+    "bidirectional": "read the review in both directions",
+    "cell": f"recurrent cell: {', '.join(CELLS)}",
+    "pooling": f"pooling over time: {', '.join(POOLINGS)}",
+    "embed_dropout": "dropout on the embeddings",
+    "dropout": "dropout between layers and before the classifier",
+}
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _flag_type(annotation: Any) -> Any:
+    base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
+    return {bool: _parse_bool, int: int, float: float}.get(base, str)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and one flag per model and training field (all default to 'not given')."""
+    parser.add_argument("--config", type=Path, help="TOML file with [model] and [train] tables")
+    hints = typing.get_type_hints(ModelConfig)
+    for name, help_text in _MODEL_HELP.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=f"model.{name}", type=_flag_type(hints[name]), help=help_text
+        )
+    train_hints = typing.get_type_hints(TrainConfig)
+    for spec in fields(TrainConfig):
+        parser.add_argument(
+            f"--{spec.name.replace('_', '-')}",
+            dest=f"train.{spec.name}",
+            type=_flag_type(train_hints[spec.name]),
+            help=spec.metadata["help"],
+        )
+
+
+def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """Defaults, then the TOML file, then CLI overrides (``{"train.epochs": 3, ...}``)."""
+    data: dict[str, Any] = tomllib.loads(path.read_text()) if path else {}
+    unknown_tables = set(data) - {"model", "train"}
+    if unknown_tables:
+        raise ValueError(f"{path}: unknown tables {sorted(unknown_tables)}")
+    model = dict(data.get("model", {}))
+    train_values = dict(data.get("train", {}))
+    for key, value in overrides.items():
+        if value is not None:
+            table, name = key.split(".", 1)
+            (model if table == "model" else train_values)[name] = value
+    unknown = (set(model) - set(_MODEL_HELP)) | (set(train_values) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {sorted(unknown)}")
+    _check_types(model, typing.get_type_hints(ModelConfig), "model")
+    _check_types(train_values, typing.get_type_hints(TrainConfig), "train")
+    ModelConfig(vocab_size=1, **model)  # fail now, not after an hour of training
+    return RunConfig(model=model, train=replace(TrainConfig(), **train_values))
+
+
+def _check_types(values: dict[str, Any], hints: dict[str, Any], table: str) -> None:
+    """TOML and flags give typed values; refuse a string where a number or bool belongs."""
+    for name, value in values.items():
+        hint = hints[name]
+        if typing.get_origin(hint) is typing.Literal:
+            allowed: tuple[type, ...] = (str,)  # the value itself is checked by ModelConfig
+        else:
+            allowed = tuple(a for a in typing.get_args(hint) if a is not type(None)) or (hint,)
+        if float in allowed:
+            allowed = (*allowed, int)  # 1 is a fine learning-rate multiplier; bool is not
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            names = "/".join(a.__name__ for a in allowed)
+            raise ValueError(f"[{table}] {name} must be {names}, got {value!r}")

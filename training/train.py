@@ -1,0 +1,317 @@
+"""Train the sentiment classifier, export it to ONNX, prove the export and write the bundle.
+
+    python -m training.train --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz
+
+Writes into ``--output``: ``checkpoint.pt`` (last epoch, for ``--resume``), ``best.pt``,
+``metrics.jsonl`` (one line per epoch) and ``bundle/`` (the folder the service loads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from model.config import ModelConfig
+from model.network import SentimentClassifier
+from model.tokenizer import Tokenizer, Vocabulary, tokenize
+from training.config import RunConfig, add_arguments, load_run_config
+from training.data import (
+    DatasetError,
+    bucketed_batches,
+    load_imdb,
+    stratified_split,
+    take_per_label,
+)
+
+
+@dataclass
+class Splits:
+    """Token ids and labels of the train, validation and test reviews."""
+
+    train: tuple[list[list[int]], list[int]]
+    validation: tuple[list[list[int]], list[int]]
+    test: tuple[list[list[int]], list[int]]
+    unlabelled_tokens: list[list[str]]
+    train_tokens: list[list[str]]
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_data(config: RunConfig) -> tuple[Tokenizer, Splits, str]:
+    """Read, split and tokenise the dataset; build the vocabulary on the training split only."""
+    train_config = config.train
+    dataset = load_imdb(train_config.data, expect_full=not train_config.limit_reviews)
+    labelled = take_per_label(dataset.train, train_config.limit_reviews)
+    test = take_per_label(dataset.test, train_config.limit_reviews)
+    train, validation = stratified_split(labelled, train_config.validation_fraction, train_config.seed)
+    train_tokens = [tokenize(r.text) for r in tqdm(train, desc="tokenise train", leave=False)]
+    vocabulary = Vocabulary.build(train_tokens, train_config.vocab_size, train_config.min_count)
+    tokenizer = Tokenizer(vocabulary)
+    cap = train_config.max_tokens
+
+    def encode(reviews: Sequence) -> tuple[list[list[int]], list[int]]:
+        return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
+
+    unsup = dataset.unsup[: train_config.limit_reviews or None]
+    unlabelled = [tokenize(r.text) for r in unsup] if train_config.embeddings == "word2vec" else []
+    splits = Splits(
+        train=(
+            [vocabulary.encode(t)[:cap] or [1] for t in train_tokens],
+            [r.label for r in train],
+        ),
+        validation=encode(validation),
+        test=encode(test),
+        unlabelled_tokens=unlabelled,
+        train_tokens=train_tokens,
+    )
+    source = Path(train_config.data) if train_config.data else None
+    return tokenizer, splits, str(source)
+
+
+def initial_embeddings(
+    config: RunConfig, model_config: ModelConfig, tokenizer: Tokenizer, splits: Splits
+) -> tuple[np.ndarray | None, str]:
+    """Word vectors to start from, and a description for the model card."""
+    from training import embeddings
+
+    choice, vocabulary = config.train.embeddings, tokenizer.vocabulary
+    if choice == "random":
+        return None, "random"
+    if choice == "word2vec":
+        matrix, covered = embeddings.word2vec_matrix(
+            splits.train_tokens + splits.unlabelled_tokens,
+            vocabulary,
+            model_config.embed_dim,
+            config.train.word2vec_epochs,
+            config.train.seed,
+        )
+        texts = len(splits.train_tokens) + len(splits.unlabelled_tokens)
+        return (
+            matrix,
+            f"word2vec on {texts} train+unlabelled reviews, {covered}/{len(vocabulary)} words",
+        )
+    matrix, covered = embeddings.glove_matrix(
+        Path(choice), vocabulary, model_config.embed_dim, config.train.seed
+    )
+    return matrix, f"GloVe file {Path(choice).name}, {covered}/{len(vocabulary)} words"
+
+
+def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
+    """AdamW without decay on biases and embeddings, linear warm-up then cosine decay."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.startswith("embedding")]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n.startswith("embedding")]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.train.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.train.learning_rate,
+    )
+    warmup = max(1, round(total_steps * config.train.warmup_fraction))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def to_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A :class:`Batch` as (token ids, lengths, labels) tensors."""
+    return (
+        torch.tensor(batch.token_ids),
+        torch.tensor(batch.lengths),
+        torch.tensor(batch.labels),
+    )
+
+
+def train_epoch(model, optimizer, scheduler, data, config: RunConfig, epoch: int) -> dict:
+    """One pass over the training split; returns mean loss, accuracy and tokens per second."""
+    model.train()
+    sequences, labels = data
+    batches = list(
+        bucketed_batches(sequences, labels, config.train.batch_size, shuffle_seed=config.train.seed + epoch)
+    )
+    loss_sum, correct, seen, tokens, started = 0.0, 0, 0, 0, time.perf_counter()
+    progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch")
+    for batch in progress:
+        token_ids, lengths, targets = to_tensors(batch)
+        logits = model(token_ids, lengths)
+        loss = nn.functional.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm)
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.item() * len(targets)
+        correct += (logits.argmax(1) == targets).sum().item()
+        seen += len(targets)
+        tokens += int(lengths.sum())
+        progress.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+    seconds = time.perf_counter() - started
+    return {
+        "train_loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+        "seconds": round(seconds, 1),
+        "tokens_per_second": round(tokens / seconds),
+    }
+
+
+@torch.no_grad()
+def validate(model, data, batch_size: int) -> dict:
+    """Loss and accuracy of the PyTorch model on ``data`` (used to choose the best epoch)."""
+    model.eval()
+    sequences, labels = data
+    loss_sum, correct = 0.0, 0
+    for batch in bucketed_batches(sequences, labels, batch_size * 2):
+        token_ids, lengths, targets = to_tensors(batch)
+        logits = model(token_ids, lengths)
+        loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+        correct += (logits.argmax(1) == targets).sum().item()
+    return {
+        "validation_loss": loss_sum / len(labels),
+        "validation_accuracy": correct / len(labels),
+    }
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, state: dict, config: RunConfig) -> None:
+    """A dict of state_dicts, configs and progress (never a pickled model object)."""
+    torch.save(
+        {
+            "model_state": model.state_dict(),
+            "model_config": model.config.to_dict(),
+            "train_config": asdict(config.train),
+            "model_overrides": config.model,
+            "optimizer_state": optimizer.state_dict(),
+            "scheduler_state": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            **state,
+        },
+        path,
+    )
+
+
+def fit(model, splits: Splits, config: RunConfig, output: Path, resume: bool) -> tuple[list[dict], float]:
+    """Train with early stopping on validation accuracy; returns the history and time taken."""
+    steps_per_epoch = math.ceil(len(splits.train[1]) / config.train.batch_size)
+    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.train.epochs)
+    state = {
+        "epoch": 0,
+        "best_accuracy": -1.0,
+        "best_epoch": 0,
+        "history": [],
+        "seconds": 0.0,
+    }
+    if resume and (output / "checkpoint.pt").exists():
+        saved = torch.load(output / "checkpoint.pt", weights_only=False)
+        model.load_state_dict(saved["model_state"])
+        optimizer.load_state_dict(saved["optimizer_state"])
+        scheduler.load_state_dict(saved["scheduler_state"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = {key: saved[key] for key in state}
+        print(f"resumed after epoch {state['epoch']}")
+    while (
+        state["epoch"] < config.train.epochs and state["epoch"] - state["best_epoch"] < config.train.patience
+    ):
+        state["epoch"] += 1
+        record = {
+            "epoch": state["epoch"],
+            **train_epoch(model, optimizer, scheduler, splits.train, config, state["epoch"]),
+        }
+        record.update(validate(model, splits.validation, config.train.batch_size))
+        state["seconds"] += record["seconds"]
+        state["history"].append(record)
+        with (output / "metrics.jsonl").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        print(json.dumps(record))
+        if record["validation_accuracy"] > state["best_accuracy"]:
+            state["best_accuracy"], state["best_epoch"] = (
+                record["validation_accuracy"],
+                state["epoch"],
+            )
+            save_checkpoint(output / "best.pt", model, optimizer, scheduler, state, config)
+        save_checkpoint(output / "checkpoint.pt", model, optimizer, scheduler, state, config)
+    best = torch.load(output / "best.pt", weights_only=False)
+    model.load_state_dict(best["model_state"])
+    return state["history"], state["seconds"]
+
+
+def parity_sample(sequences: Sequence[Sequence[int]], count: int = 48) -> list[Sequence[int]]:
+    """Reviews spread over the whole length range (shortest to longest) for the parity check."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int))
+    chosen = [sequences[order[i]] for i in picks]
+    random.Random(0).shuffle(chosen)  # mix long and short neighbours inside the padded batch
+    return chosen
+
+
+def run(config: RunConfig, resume: bool = False) -> Path:
+    """The whole pipeline; returns the bundle folder."""
+    from training.bundle import write_bundle
+
+    output = Path(config.train.output)
+    output.mkdir(parents=True, exist_ok=True)
+    set_seed(config.train.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    tokenizer, splits, source = prepare_data(config)
+    model_config = config.model_config(len(tokenizer.vocabulary))
+    model = SentimentClassifier(model_config)
+    vectors, embedding_note = initial_embeddings(config, model_config, tokenizer, splits)
+    if vectors is not None:
+        model.embedding.weight.data.copy_(torch.from_numpy(vectors))
+    history, seconds = fit(model, splits, config, output, resume)
+    return write_bundle(
+        output / "bundle",
+        model,
+        tokenizer,
+        splits,
+        config,
+        history,
+        {
+            "train_seconds": round(seconds, 1),
+            "embeddings": embedding_note,
+            "data_path": source,
+            "train_size": len(splits.train[1]),
+            "parity_sample": parity_sample(splits.validation[0]),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description="Train, export and bundle the IMDB sentiment LSTM.")
+    add_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if "." in k}
+    try:
+        config = load_run_config(args.config, overrides)
+        bundle = run(config, resume=args.resume)
+    except (DatasetError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(f"bundle written to {bundle}")
+
+
+if __name__ == "__main__":
+    main()
