@@ -103,6 +103,20 @@ class Vocabulary:
         return [self.itos[i] for i in ids]
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A text as the network reads it: the kept tokens, their ids, and the untruncated count."""
+
+    tokens: list[str]
+    ids: list[int]
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        """Whether tokens were dropped to respect the token cap."""
+        return self.total > len(self.tokens)
+
+
 class Tokenizer:
     """Text -> token ids, with truncation; the object the bundle's ``tokenizer.json`` describes."""
 
@@ -113,15 +127,20 @@ class Tokenizer:
         """Tokens of ``text`` (see :func:`tokenize`)."""
         return tokenize(text)
 
-    def encode(self, text: str, max_tokens: int | None = None) -> list[int]:
-        """Token ids of ``text``, keeping the first ``max_tokens`` when given.
+    def encode_text(self, text: str, max_tokens: int | None = None) -> Encoded:
+        """Tokens and ids of ``text``, keeping the first ``max_tokens`` when given.
 
         A text without tokens is read as one ``<unk>``: the network needs at least one step.
         """
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        ids = self.vocabulary.encode(tokenize(text))[:max_tokens] or [self.vocabulary.unk_id]
-        return ids
+        tokens = tokenize(text)
+        kept = tokens[:max_tokens] or [UNK]
+        return Encoded(tokens=kept, ids=self.vocabulary.encode(kept), total=len(tokens))
+
+    def encode(self, text: str, max_tokens: int | None = None) -> list[int]:
+        """Token ids of ``text`` (see :meth:`encode_text`)."""
+        return self.encode_text(text, max_tokens).ids
 
     def save(self, path: str | Path) -> None:
         """Write the tokenizer and vocabulary as JSON."""

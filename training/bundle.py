@@ -65,7 +65,15 @@ def plot_test(labels: np.ndarray, positive: np.ndarray, confusion: list[list[int
     matrix_axis.imshow(confusion, cmap="Blues")
     for row in range(2):
         for column in range(2):
-            matrix_axis.text(column, row, f"{confusion[row][column]}", ha="center", va="center")
+            dark = confusion[row][column] > max(map(max, confusion)) / 2  # white on dark cells
+            matrix_axis.text(
+                column,
+                row,
+                f"{confusion[row][column]}",
+                ha="center",
+                va="center",
+                color="white" if dark else "black",
+            )
     matrix_axis.set(
         xticks=[0, 1],
         yticks=[0, 1],

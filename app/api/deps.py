@@ -1,0 +1,32 @@
+"""Dependencies shared by the routes."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from app.errors import Unauthorized
+from app.service import SentimentService
+
+
+def get_service(request: Request) -> SentimentService:
+    """The service created in the app's lifespan (tests may put a fake in ``app.state``)."""
+    return request.app.state.service
+
+
+Service = Annotated[SentimentService, Depends(get_service)]
+
+
+def require_api_key(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """When an API key is configured, the request must carry it in ``X-API-Key``."""
+    expected = service.settings.api_key
+    if expected is None:
+        return
+    # compare_digest takes the same time wherever the strings differ
+    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), expected.get_secret_value().encode()):
+        raise Unauthorized("a valid X-API-Key header is required")
+
+
+ApiKey = Annotated[None, Depends(require_api_key)]

@@ -1,0 +1,23 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import Service
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict:
+    """Always 200 while the process serves HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The model is loaded and warmed up")
+async def readyz(service: Service) -> JSONResponse:
+    """200 once the model answered a warm-up inference, else 503."""
+    ready = service.runtime.ready
+    return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)

@@ -1,0 +1,48 @@
+"""The sentiment API: predictions, traces and the model card."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import ApiKey, Service
+from app.schemas import (
+    BatchPredictRequest,
+    BatchPredictResponse,
+    ErrorResponse,
+    PredictRequest,
+    PredictResponse,
+    TraceRequest,
+    TraceResponse,
+)
+
+ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503)}
+router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
+
+
+@router.post("/predict", response_model=PredictResponse, summary="Classify one review")
+async def predict(body: PredictRequest, service: Service) -> dict:
+    """Sentiment of one text."""
+    return (await service.predict([body.text]))[0]
+
+
+@router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
+async def predict_batch(body: BatchPredictRequest, service: Service) -> dict:
+    """Sentiment of each text, in order."""
+    return {"predictions": await service.predict(body.texts), "model": service.model_ref}
+
+
+@router.post(
+    "/trace",
+    response_model=TraceResponse,
+    summary="Gate activations per token",
+    responses={401: {"model": ErrorResponse}},
+)
+async def trace(body: TraceRequest, service: Service, _: ApiKey) -> dict:
+    """The prediction plus every gate of every layer and direction, per token."""
+    return await service.trace(body.text, body.max_tokens)
+
+
+@router.get("/model", summary="The model card")
+async def model_card(service: Service) -> dict:
+    """The served bundle's ``model_card.json``."""
+    return service.runtime.model.card

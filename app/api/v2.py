@@ -1,0 +1,54 @@
+"""The Open Inference Protocol (KServe v2) REST endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import Service
+from app.schemas import ErrorResponse, InferRequest, InferResponse
+
+router = APIRouter(
+    prefix="/v2",
+    tags=["open inference protocol"],
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+
+
+@router.get("/health/live", summary="Server liveness")
+async def live() -> dict:
+    """Always live while serving HTTP."""
+    return {"live": True}
+
+
+@router.get("/health/ready", summary="Server readiness")
+async def ready(service: Service) -> JSONResponse:
+    """Ready once the model is loaded."""
+    return JSONResponse({"ready": service.runtime.ready}, status_code=200 if service.runtime.ready else 503)
+
+
+@router.get("/models/{name}", summary="Model metadata")
+async def metadata(name: str, service: Service) -> dict:
+    """Name, versions, platform, inputs and outputs."""
+    service.check_model_name(name)
+    return service.model_metadata()
+
+
+@router.get("/models/{name}/ready", summary="Model readiness")
+async def model_ready(name: str, service: Service) -> JSONResponse:
+    """Whether the named model is ready."""
+    service.check_model_name(name)
+    return JSONResponse(
+        {"name": name, "ready": service.runtime.ready}, status_code=200 if service.runtime.ready else 503
+    )
+
+
+@router.post(
+    "/models/{name}/infer",
+    response_model=InferResponse,
+    response_model_exclude_none=True,
+    summary="Inference",
+)
+async def infer(name: str, body: InferRequest, service: Service) -> dict:
+    """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
+    return await service.infer_v2(name, body.model_dump())

@@ -1,0 +1,114 @@
+"""Dynamic batching: concurrent requests share one onnxruntime call.
+
+Requests queue their token-id sequences; a single worker takes what arrived within
+``max_wait`` (up to ``max_batch_size`` sequences), sorts them by length and cuts the sorted run
+wherever one more sequence would make the batch's padded size more than ``waste`` times its
+real tokens, so a short text never pays for a long one. Every sequence carries its own length
+into the graph (``sequence_lens``), so batching never changes a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Infer = Callable[[list[list[int]]], np.ndarray]
+
+
+@dataclass
+class _Pending:
+    sequence: list[int]
+    future: asyncio.Future
+
+
+def length_groups(lengths: list[int], max_batch_size: int, waste: float = 1.5) -> list[list[int]]:
+    """Indices grouped for inference: sorted by length, each group's padded size at most
+    ``waste`` times its real tokens and at most ``max_batch_size`` long."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    for index in order:
+        group = groups[-1] if groups else None
+        if group is not None and len(group) < max_batch_size:
+            real = sum(lengths[i] for i in group) + lengths[index]
+            if lengths[index] * (len(group) + 1) <= waste * real:  # sorted: this one is the longest
+                group.append(index)
+                continue
+        groups.append([index])
+    return groups
+
+
+class DynamicBatcher:
+    """Coalesces concurrent :meth:`submit` calls into few inference calls."""
+
+    def __init__(
+        self,
+        infer: Infer,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._infer = infer
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_wait_s
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Start the worker task (inside the running event loop)."""
+        self._worker = asyncio.create_task(self._run(), name="dynamic-batcher")
+
+    async def stop(self) -> None:
+        """Stop the worker; queued requests are answered first."""
+        while not self._queue.empty():
+            await asyncio.sleep(0.001)
+        if self._worker:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def submit(self, sequences: list[list[int]]) -> np.ndarray:
+        """Probabilities ``[len(sequences), classes]`` for ``sequences``, in order."""
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(sequence, loop.create_future()) for sequence in sequences]
+        for item in pending:
+            self._queue.put_nowait(item)
+        return np.stack(await asyncio.gather(*(item.future for item in pending)))
+
+    async def _collect(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        deadline = asyncio.get_running_loop().time() + self._max_wait_s
+        while len(batch) < self._max_batch_size:
+            timeout = deadline - asyncio.get_running_loop().time()
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            elif timeout <= 0:
+                break
+            else:
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._collect()
+            for group in length_groups([len(item.sequence) for item in batch], self._max_batch_size):
+                items = [batch[i] for i in group]
+                try:
+                    rows = await asyncio.to_thread(self._infer, [item.sequence for item in items])
+                except Exception as error:  # answer every waiter; the worker keeps serving
+                    for item in items:
+                        if not item.future.done():
+                            item.future.set_exception(error)
+                    continue
+                if self._on_batch:
+                    self._on_batch(len(items))
+                for item, row in zip(items, rows, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(row)

@@ -1,0 +1,94 @@
+"""Domain errors carry their HTTP status; one set of handlers renders ``{"error": {code, message}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("app")
+
+
+class ServiceError(Exception):
+    """Base of the errors a client can be told about."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed JSON but not a valid request."""
+
+    status_code, code = 422, "invalid_request"
+
+
+class PayloadTooLarge(ServiceError):
+    """A body, text or batch over the configured limits."""
+
+    status_code, code = 413, "payload_too_large"
+
+
+class Unauthorized(ServiceError):
+    """A missing or wrong API key."""
+
+    status_code, code = 401, "unauthorized"
+
+
+class NotReady(ServiceError):
+    """The model is not loaded (or not warmed up) yet."""
+
+    status_code, code = 503, "not_ready"
+
+
+class ModelNotFound(ServiceError):
+    """An Open Inference Protocol request named a model this server does not serve."""
+
+    status_code, code = 404, "model_not_found"
+
+
+class Disabled(ServiceError):
+    """The endpoint is switched off by a setting."""
+
+    status_code, code = 404, "disabled"
+
+
+class BundleError(Exception):
+    """The model bundle is missing, corrupt or inconsistent; start-up stops on it."""
+
+
+def error_body(code: str, message: str) -> dict:
+    """The one JSON shape of every error response."""
+    return {"error": {"code": code, "message": message}}
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors and HTTP errors to the JSON error shape."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
+        return JSONResponse(error_body(error.code, error.message), status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
+            for item in error.errors()
+        )
+        return JSONResponse(error_body("invalid_request", problems or "invalid request"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)

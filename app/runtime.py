@@ -1,0 +1,197 @@
+"""The model runtime: loads a bundle, checks it, and runs predictions and gate traces.
+
+It holds the onnxruntime session, the tokenizer and the recurrent layers' weights read from
+the same ``model.onnx``; no torch. Routes never touch these directly: they call
+:meth:`ModelRuntime.predict` (through the batcher) and :meth:`ModelRuntime.trace`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+from onnx import numpy_helper
+
+from app.errors import BundleError, NotReady
+from app.gates import direction_gates
+from app.settings import Settings
+from model.bundle import CARD_FILE, LABELS, ONNX_FILE, TOKENIZER_FILE, load_card
+from model.config import ModelConfig
+from model.inputs import pad_batch
+from model.tokenizer import Encoded, Tokenizer
+
+logger = logging.getLogger("app.runtime")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's prediction."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    tokens: int
+    truncated: bool
+
+
+def make_prediction(probabilities: np.ndarray, encoded: Encoded) -> Prediction:
+    """A :class:`Prediction` from one row of the graph's ``probabilities`` output."""
+    values = {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)}
+    label = LABELS[int(np.argmax(probabilities))]
+    return Prediction(label, values["positive"], values, len(encoded.ids), encoded.truncated)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Everything read from one bundle."""
+
+    session: onnxruntime.InferenceSession
+    tokenizer: Tokenizer
+    card: dict
+    config: ModelConfig
+    weights: dict[str, np.ndarray]
+    name: str
+    version: str
+    max_tokens: int
+
+
+def _read_bundle(settings: Settings) -> LoadedModel:
+    """Load and cross-check a bundle; every problem is one :class:`BundleError` line."""
+    folder = settings.model_dir
+    for name in (ONNX_FILE, TOKENIZER_FILE, CARD_FILE):
+        if not (folder / name).is_file():
+            raise BundleError(f"{folder / name}: missing (is {folder} a model bundle?)")
+    try:
+        card = load_card(folder)
+        tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
+        proto = onnx.load(str(folder / ONNX_FILE))
+        props = {p.key: p.value for p in proto.metadata_props}
+        config = ModelConfig.from_dict(json.loads(props["model_config"]))
+    except (ValueError, KeyError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
+        raise BundleError(f"{folder}: {error}") from error
+    except Exception as error:  # a corrupt protobuf raises library-specific errors
+        raise BundleError(f"{folder / ONNX_FILE}: cannot read the ONNX model ({error})") from error
+    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    _check_consistency(folder, tokenizer, card, config, weights)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(
+            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:
+        raise BundleError(f"{folder / ONNX_FILE}: onnxruntime cannot load it ({error})") from error
+    return LoadedModel(
+        session,
+        tokenizer,
+        card,
+        config,
+        weights,
+        settings.model_name or card.get("name", "imdb-lstm"),
+        str(card.get("version", "1")),
+        settings.max_tokens or card["max_tokens"],
+    )
+
+
+def _check_consistency(
+    folder: Path, tokenizer: Tokenizer, card: dict, config: ModelConfig, weights: dict
+) -> None:
+    embedding = weights.get("embedding")
+    if embedding is None or embedding.shape != (config.vocab_size, config.embed_dim):
+        raise BundleError(f"{folder / ONNX_FILE}: embedding does not match the model config {config}")
+    if len(tokenizer.vocabulary) != config.vocab_size:
+        raise BundleError(
+            f"{folder}: tokenizer has {len(tokenizer.vocabulary)} words, the ONNX model {config.vocab_size}"
+        )
+    if card.get("model_config") not in (None, config.to_dict()):
+        raise BundleError(f"{folder / CARD_FILE}: model_config differs from the one inside model.onnx")
+
+
+class ModelRuntime:
+    """Loads a bundle and answers predictions and traces; thread-safe for concurrent calls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._model: LoadedModel | None = None
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Loaded and warmed up."""
+        return self._ready.is_set()
+
+    @property
+    def model(self) -> LoadedModel:
+        """The loaded model; :class:`NotReady` before :meth:`load`."""
+        if self._model is None:
+            raise NotReady("the model is not loaded yet")
+        return self._model
+
+    def load(self) -> None:
+        """Read and check the bundle, then warm up with one inference; raises BundleError."""
+        started = time.perf_counter()
+        self._model = _read_bundle(self.settings)
+        self.infer([self.encode("A warm-up review. It was fine!").ids])
+        self._ready.set()
+        logger.info(
+            "model %s %s loaded from %s in %.2f s",
+            self._model.name,
+            self._model.version,
+            self.settings.model_dir,
+            time.perf_counter() - started,
+        )
+
+    def encode(self, text: str) -> Encoded:
+        """Tokens and ids of ``text`` under the service's token cap."""
+        return self.model.tokenizer.encode_text(text, self.model.max_tokens)
+
+    def infer(self, sequences: list[list[int]]) -> np.ndarray:
+        """``probabilities`` ``[len(sequences), 2]`` from one onnxruntime call."""
+        ids, lengths = pad_batch(sequences)
+        return self.model.session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """Predictions for ``texts`` in one call (the batcher uses :meth:`infer` directly)."""
+        encoded = [self.encode(text) for text in texts]
+        probabilities = self.infer([e.ids for e in encoded])
+        return [make_prediction(row, e) for row, e in zip(probabilities, encoded, strict=True)]
+
+    def trace(self, text: str, max_tokens: int) -> dict:
+        """Prediction plus every gate of every layer and direction, per token, for ``text``."""
+        model = self.model
+        encoded = model.tokenizer.encode_text(text, min(max_tokens, model.max_tokens))
+        config = model.config
+        outputs = [f"hidden_{layer}" for layer in range(config.num_layers)]
+        ids, lengths = pad_batch([encoded.ids])
+        probabilities, *hidden = model.session.run(
+            ["probabilities", *outputs], {"token_ids": ids, "lengths": lengths}
+        )
+        x = model.weights["embedding"][ids[0]].astype(np.float64)  # [T, E]
+        layers = []
+        for layer, served in enumerate(hidden):
+            served = served[:, :, 0, :]  # [T, D, H]
+            w, r, b = (model.weights[f"{kind}_{layer}"].astype(np.float64) for kind in "WRB")
+            p = model.weights[f"P_{layer}"].astype(np.float64) if config.cell == "peephole" else None
+            directions = {}
+            for d, name in enumerate(("forward", "backward")[: config.num_directions]):
+                gates = direction_gates(config.cell, x, w[d], r[d], b[d], None if p is None else p[d], d == 1)
+                gates["hidden"] = served[:, d, :]  # the states the classifier actually used
+                directions[name] = {"gates": {k: v.tolist() for k, v in gates.items()}}
+            layers.append(directions)
+            x = served.reshape(len(served), -1).astype(np.float64)  # next layer reads these
+        prediction = make_prediction(probabilities[0], encoded)
+        return {
+            "prediction": prediction,
+            "tokens": encoded.tokens,
+            "token_ids": encoded.ids,
+            "cell": config.cell,
+            "layers": layers,
+        }

@@ -1,0 +1,162 @@
+"""The service behind the routes: limits, batching, metrics and the Open Inference Protocol,
+over a :class:`ModelRuntime`. Routes stay a few lines each and call these methods."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from app.batcher import DynamicBatcher
+from app.errors import Disabled, InvalidInput, ModelNotFound, NotReady, PayloadTooLarge
+from app.metrics import ModelMetrics
+from app.runtime import ModelRuntime, make_prediction
+from app.settings import Settings
+from model.bundle import LABELS
+
+
+class SentimentService:
+    """What the API can do, independent of HTTP."""
+
+    def __init__(self, settings: Settings, runtime: ModelRuntime, metrics: ModelMetrics) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.metrics = metrics
+        self.batcher = DynamicBatcher(
+            self._timed_infer,
+            settings.max_batch_size,
+            settings.batch_wait_ms / 1000,
+            on_batch=metrics.batch_size.observe,
+        )
+
+    async def start(self) -> None:
+        """Load the model (in a thread: it takes a moment) and start the batcher."""
+        if not self.runtime.ready:
+            await asyncio.to_thread(self.runtime.load)
+        model = self.runtime.model
+        self.metrics.info.info(
+            {
+                "name": model.name,
+                "version": model.version,
+                "cell": model.config.cell,
+                "architecture": str(model.card.get("architecture", "")),
+            }
+        )
+        self.metrics.ready.set(1)
+        await self.batcher.start()
+
+    async def stop(self) -> None:
+        """Finish queued work and stop."""
+        self.metrics.ready.set(0)
+        await self.batcher.stop()
+
+    @property
+    def model_ref(self) -> dict[str, str]:
+        """Name and version of the served model."""
+        return {"name": self.runtime.model.name, "version": self.runtime.model.version}
+
+    def _timed_infer(self, sequences: list[list[int]]) -> np.ndarray:
+        started = time.perf_counter()
+        result = self.runtime.infer(sequences)
+        self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        return result
+
+    def _check_text(self, text: str) -> None:
+        if len(text) > self.settings.max_text_chars:
+            raise PayloadTooLarge(
+                f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}"
+            )
+
+    async def predict(self, texts: list[str]) -> list[dict]:
+        """Predictions for ``texts`` in order, batched with concurrent requests when enabled."""
+        if not self.runtime.ready:
+            raise NotReady("the model is not loaded yet")
+        if len(texts) > self.settings.max_batch_texts:
+            raise PayloadTooLarge(f"{len(texts)} texts; the limit is {self.settings.max_batch_texts}")
+        for text in texts:
+            self._check_text(text)
+        encoded = [self.runtime.encode(text) for text in texts]
+        for item in encoded:
+            self.metrics.tokens.observe(len(item.ids))
+        sequences = [item.ids for item in encoded]
+        if self.settings.batching:
+            probabilities = await self.batcher.submit(sequences)
+        else:
+            probabilities = await asyncio.to_thread(self._timed_infer, sequences)
+            self.metrics.batch_size.observe(len(sequences))
+        model = self.model_ref
+        return [
+            {**make_prediction(row, item).__dict__, "model": model}
+            for row, item in zip(probabilities, encoded, strict=True)
+        ]
+
+    async def trace(self, text: str, max_tokens: int | None) -> dict:
+        """Prediction and gate activations of ``text``."""
+        if not self.settings.trace_enabled:
+            raise Disabled("tracing is disabled on this server")
+        if not self.runtime.ready:
+            raise NotReady("the model is not loaded yet")
+        self._check_text(text)
+        cap = min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
+        result = await asyncio.to_thread(self.runtime.trace, text, cap)
+        return {**result, "prediction": result["prediction"].__dict__, "model": self.model_ref}
+
+    def check_model_name(self, name: str) -> None:
+        """:class:`ModelNotFound` unless ``name`` is the served model's name."""
+        if name != self.runtime.model.name:
+            raise ModelNotFound(
+                f"model {name!r} is not served here; this server serves {self.runtime.model.name!r}"
+            )
+
+    def model_metadata(self) -> dict:
+        """Open Inference Protocol model metadata."""
+        return {
+            "name": self.runtime.model.name,
+            "versions": [self.runtime.model.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
+                {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            ],
+        }
+
+    async def infer_v2(self, name: str, request: dict) -> dict:
+        """Open Inference Protocol v2 ``infer``: a BYTES tensor of texts in, probabilities and labels out."""
+        self.check_model_name(name)
+        tensor = request["inputs"][0]
+        if tensor["datatype"] != "BYTES" or len(request["inputs"]) != 1:
+            raise InvalidInput("expected exactly one BYTES input tensor of texts")
+        texts = tensor["data"]
+        if (
+            not all(isinstance(text, str) for text in texts)
+            or len(tensor["shape"]) != 1
+            or tensor["shape"][0] != len(texts)
+        ):
+            raise InvalidInput("the input tensor must be shape [N] with N strings in 'data'")
+        if not texts:
+            raise InvalidInput("the input tensor holds no texts")
+        predictions = await self.predict(texts)
+        probabilities = [p["probabilities"][label] for p in predictions for label in LABELS]
+        outputs = [
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [len(texts), len(LABELS)],
+                "data": probabilities,
+            },
+            {
+                "name": "label",
+                "datatype": "BYTES",
+                "shape": [len(texts)],
+                "data": [p["label"] for p in predictions],
+            },
+        ]
+        wanted = {o.get("name") for o in request.get("outputs") or []} or {"probabilities", "label"}
+        return {
+            "model_name": name,
+            "model_version": self.runtime.model.version,
+            "id": request.get("id"),
+            "outputs": [o for o in outputs if o["name"] in wanted],
+        }

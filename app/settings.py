@@ -1,0 +1,43 @@
+"""Service settings: one pydantic-settings class, read from ``SENTIMENT_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; a bad value stops start-up with a message naming it."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTIMENT_", frozen=True)
+
+    model_dir: Path = Field(Path("models/default"), description="Model bundle folder to serve.")
+    threads: int = Field(2, ge=1, le=64, description="onnxruntime intra-op threads per inference.")
+    max_text_chars: int = Field(
+        100_000, ge=1, description="Longest accepted text, in characters; longer is a 413."
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Tokens read per text (the first ones); default: the bundle's training cap."
+    )
+    max_batch_texts: int = Field(64, ge=1, description="Most texts in one /v1/predict/batch request.")
+    max_body_bytes: int = Field(
+        2_000_000, ge=1024, description="Largest request body accepted, checked before parsing; else 413."
+    )
+    max_batch_size: int = Field(32, ge=1, description="Most texts coalesced into one onnxruntime call.")
+    batch_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="How long a request waits for others to share its call."
+    )
+    batching: bool = Field(True, description="Coalesce concurrent requests (dynamic batching).")
+    trace_enabled: bool = Field(True, description="Serve /v1/trace.")
+    trace_max_tokens: int = Field(400, ge=1, description="Most tokens a trace covers.")
+    api_key: SecretStr | None = Field(None, description="When set, /v1/trace needs it in X-API-Key.")
+    model_name: str | None = Field(None, description="Name the model is served under (default: card name).")
+
+    @field_validator("model_name")
+    @classmethod
+    def _name_is_url_safe(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError("model_name may hold only letters, digits, '-', '_' and '.'")
+        return value

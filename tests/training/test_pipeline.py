@@ -1,0 +1,105 @@
+"""End to end on a slice of the real archive: train a tiny model, export, verify, evaluate, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.bundle import load_card
+from model.tokenizer import Tokenizer
+from training import evaluate, train
+from training.evaluate import onnx_session
+
+TINY = [
+    "--embed-dim",
+    "16",
+    "--hidden-size",
+    "8",
+    "--num-layers",
+    "2",
+    "--bidirectional",
+    "true",
+    "--limit-reviews",
+    "60",
+    "--max-tokens",
+    "300",
+    "--batch-size",
+    "16",
+    "--word2vec-epochs",
+    "1",
+    "--threads",
+    "2",
+]
+
+
+@pytest.mark.slow
+def test_train_export_evaluate_and_resume(tmp_path, imdb_archive) -> None:
+    output = tmp_path / "run"
+    args = ["--data", str(imdb_archive), "--output", str(output), *TINY]
+    train.main([*args, "--epochs", "1"])
+    bundle = output / "bundle"
+    for name in (
+        "model.onnx",
+        "tokenizer.json",
+        "model_card.json",
+        "MODEL_CARD.md",
+        "training_curves.png",
+        "test_evaluation.png",
+    ):
+        assert (bundle / name).is_file(), name
+    card = load_card(bundle)
+    assert card["parity"]["torch_vs_onnx"] <= 1e-5
+    assert card["parity"]["alone_vs_batched"] <= 1e-5
+    assert card["parity"]["min_length"] < card["parity"]["max_length"]
+    assert card["model_config"]["num_layers"] == 2 and card["model_config"]["bidirectional"] is True
+    assert card["dataset"]["sizes"] == {"train": 108, "validation": 12, "test": 120}
+    assert len(card["dataset"]["sha256"]) == 64
+    assert card["training"]["epochs_run"] == 1
+    assert set(card["metrics"]["test"]) >= {
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "confusion_matrix",
+        "ece",
+    }
+    assert sum(map(sum, card["metrics"]["test"]["confusion_matrix"])) == 120
+
+    # the evaluation command scores the same ONNX model and agrees with the card
+    result = evaluate.evaluate_bundle(bundle, str(imdb_archive), limit_reviews=60)
+    assert result["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"])
+
+    # the tokenizer in the bundle feeds the ONNX graph directly
+    tokenizer = Tokenizer.load(bundle / "tokenizer.json")
+    ids = np.array([tokenizer.encode("A wonderful, moving film.")])
+    probabilities = onnx_session(bundle / "model.onnx").run(
+        ["probabilities"], {"token_ids": ids, "lengths": np.array([ids.shape[1]])}
+    )[0]
+    assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-6
+
+    # resuming continues from the saved epoch instead of starting over
+    train.main([*args, "--epochs", "2", "--resume"])
+    history = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert load_card(bundle)["training"]["epochs_run"] == 2
+
+
+def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
+    broken = tmp_path / "aclImdb_v1.tar.gz"
+    broken.write_bytes(b"\x1f\x8b\x08 this is not really gzip")
+    with pytest.raises(SystemExit, match=r"aclImdb_v1\.tar\.gz: not a readable IMDB archive"):
+        train.main(["--data", str(broken), "--output", str(tmp_path / "run")])
+    with pytest.raises(SystemExit, match="no such file"):
+        evaluate.main(["--data", str(tmp_path / "missing.tar.gz"), "--bundle", "models/default"])
+
+
+@pytest.mark.parametrize("module", ["training.train", "training.evaluate", "bench.pipeline"])
+def test_cli_help_runs(module: str) -> None:
+    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
