@@ -63,8 +63,11 @@ class BundleError(Exception):
     """The model bundle is missing, corrupt or inconsistent; start-up stops on it."""
 
 
-def error_body(code: str, message: str) -> dict:
-    """The one JSON shape of every error response."""
+def error_body(code: str, message: str, path: str = "") -> dict:
+    """The JSON shape of every error response: ``{"error": {"code", "message"}}``, except on the
+    Open Inference Protocol routes, whose specification says ``{"error": "message"}``."""
+    if path.startswith("/v2/"):
+        return {"error": f"{code}: {message}"}
     return {"error": {"code": code, "message": message}}
 
 
@@ -72,23 +75,27 @@ def install_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and HTTP errors to the JSON error shape."""
 
     @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return JSONResponse(error_body(error.code, error.message), status_code=error.status_code)
+    async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+        body = error_body(error.code, error.message, request.url.path)
+        return JSONResponse(body, status_code=error.status_code)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
             for item in error.errors()
         )
-        return JSONResponse(error_body("invalid_request", problems or "invalid request"), status_code=422)
+        body = error_body("invalid_request", problems or "invalid request", request.url.path)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code)
+        body = error_body(code, str(error.detail), request.url.path)
+        return JSONResponse(body, status_code=error.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+        body = error_body("internal_error", "internal server error", request.url.path)
+        return JSONResponse(body, status_code=500)

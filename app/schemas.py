@@ -114,6 +114,12 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class ProtocolError(BaseModel):
+    """Error body of the Open Inference Protocol routes (its specification's shape)."""
+
+    error: str
+
+
 class InferTensor(BaseModel):
     """An Open Inference Protocol v2 tensor."""
 

@@ -6,12 +6,14 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import Service
-from app.schemas import ErrorResponse, InferRequest, InferResponse
+from app.schemas import InferRequest, InferResponse, ProtocolError
 
+# tritonclient posts JSON without a Content-Type header, so this router does not insist on one
 router = APIRouter(
     prefix="/v2",
     tags=["open inference protocol"],
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={status: {"model": ProtocolError} for status in (404, 413, 422, 503)},
+    strict_content_type=False,
 )
 
 

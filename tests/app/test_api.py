@@ -1,0 +1,132 @@
+"""The HTTP contract through the ASGI app: shapes, errors, limits, keys, health, metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+REVIEW = "a wonderful , moving film with great acting"
+
+
+def test_predict_contract(client) -> None:
+    body = client.post("/v1/predict", json={"text": REVIEW}).json()
+    assert set(body) == {"label", "score", "probabilities", "tokens", "truncated", "model"}
+    assert body["label"] == ("positive" if body["score"] >= 0.5 else "negative")
+    assert body["probabilities"]["positive"] == body["score"]
+    assert abs(sum(body["probabilities"].values()) - 1) < 1e-6
+    assert body["tokens"] == 8 and body["truncated"] is False
+    assert body["model"] == {"name": "tiny", "version": "test"}
+
+
+def test_long_text_is_truncated_and_says_so(client) -> None:
+    body = client.post("/v1/predict", json={"text": " ".join(["great"] * 50)}).json()
+    assert body["tokens"] == 12 and body["truncated"] is True
+
+
+def test_batch_keeps_order_and_equals_single(client) -> None:
+    texts = [REVIEW, "awful , boring mess", "", "i loved it ! " * 5]
+    batch = client.post("/v1/predict/batch", json={"texts": texts}).json()
+    assert len(batch["predictions"]) == 4
+    for text, prediction in zip(texts, batch["predictions"], strict=True):
+        single = client.post("/v1/predict", json={"text": text}).json()
+        assert abs(single["score"] - prediction["score"]) <= 1e-6
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [({"text": 5}, 422), ({}, 422), ({"text": "x", "extra": 1}, 422), ([1, 2], 422), ({"texts": []}, 422)],
+)
+def test_invalid_bodies_get_the_error_shape(client, payload, status) -> None:
+    path = "/v1/predict/batch" if "texts" in payload else "/v1/predict"
+    response = client.post(path, json=payload)
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"code", "message"}
+
+
+def test_malformed_json_is_422_not_500(client) -> None:
+    response = client.post("/v1/predict", content=b'{"text": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_limits_are_413(make_client) -> None:
+    client = make_client(max_text_chars=100, max_batch_texts=3, max_body_bytes=2048)
+    assert client.post("/v1/predict", json={"text": "x" * 101}).status_code == 413
+    assert client.post("/v1/predict/batch", json={"texts": ["a"] * 4}).status_code == 413
+    too_big = client.post(
+        "/v1/predict", content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"}
+    )
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "payload_too_large"
+    assert client.post("/v1/predict", json={"text": "fine"}).status_code == 200
+
+
+def test_trace_needs_the_api_key_when_one_is_set(make_client) -> None:
+    client = make_client(api_key="s3cret")
+    assert client.post("/v1/trace", json={"text": REVIEW}).status_code == 401
+    assert client.post("/v1/trace", json={"text": REVIEW}, headers={"X-API-Key": "wrong"}).status_code == 401
+    response = client.post("/v1/trace", json={"text": REVIEW}, headers={"X-API-Key": "s3cret"})
+    assert response.status_code == 200
+    assert client.post("/v1/predict", json={"text": REVIEW}).status_code == 200  # predictions stay open
+
+
+def test_trace_contract_and_agreement_with_predict(client) -> None:
+    trace = client.post("/v1/trace", json={"text": REVIEW, "max_tokens": 5}).json()
+    assert trace["tokens"] == ["a", "wonderful", ",", "moving", "film"]
+    assert len(trace["token_ids"]) == 5 and trace["cell"] == "lstm"
+    gates = trace["layers"][0]["backward"]["gates"]
+    assert set(gates) == {"input", "forget", "cell_candidate", "output", "cell", "hidden"}
+    assert all(0 <= v <= 1 for row in gates["forget"] for v in row)
+    predicted = client.post("/v1/predict", json={"text": "a wonderful , moving film"}).json()
+    assert abs(trace["prediction"]["score"] - predicted["score"]) <= 1e-6
+
+
+def test_trace_can_be_disabled(make_client) -> None:
+    assert make_client(trace_enabled=False).post("/v1/trace", json={"text": "x"}).status_code == 404
+
+
+def test_health_model_card_and_metrics(client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/v1/model").json()["name"] == "tiny"
+    client.post("/v1/predict", json={"text": REVIEW})
+    metrics = client.get("/metrics").text
+    for name in (
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "sentiment_inference_seconds_count",
+        "sentiment_batch_size_bucket",
+        "sentiment_tokens_per_text_sum",
+        "sentiment_model_info{",
+    ):
+        assert name in metrics, name
+    assert 'handler="/v1/predict"' in metrics
+
+
+def test_unknown_route_and_method(client) -> None:
+    assert client.get("/nope").json()["error"]["code"] == "not_found"
+    assert client.get("/v1/predict").status_code == 405
+
+
+def test_not_ready_is_503(bundle_dir) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    client = TestClient(create_app(Settings(model_dir=bundle_dir)))  # no lifespan: nothing loaded
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/v2/health/ready").status_code == 503
+    response = client.post("/v1/predict", json={"text": "x"})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
+
+
+def test_open_inference_protocol(client) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/models/tiny/ready").json() == {"name": "tiny", "ready": True}
+    assert client.get("/v2/models/other").status_code == 404
+    request = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": [REVIEW, "dull"]}]}
+    body = client.post("/v2/models/tiny/infer", json=request).json()
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert outputs["probabilities"]["shape"] == [2, 2] and outputs["label"]["shape"] == [2]
+    single = client.post("/v1/predict", json={"text": REVIEW}).json()
+    assert abs(outputs["probabilities"]["data"][1] - single["score"]) <= 1e-6
+    bad = {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+    assert client.post("/v2/models/tiny/infer", json=bad).status_code == 422

@@ -1,0 +1,71 @@
+"""Dynamic batching: coalescing happens, and never changes a result."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from app.batcher import DynamicBatcher, length_groups
+from app.metrics import ModelMetrics
+from app.runtime import ModelRuntime
+from app.service import SentimentService
+from app.settings import Settings
+
+TEXTS = [
+    "great",
+    "awful , boring mess",
+    "i loved it ! " * 10,
+    "a wonderful , moving film with great acting",
+    "dull",
+    "terrible plot , dull characters ; i hated every minute",
+    "brilliant and funny",
+]
+
+
+def test_length_groups_keep_short_texts_apart_from_long_ones() -> None:
+    groups = length_groups([3, 400, 4, 5, 390, 3], max_batch_size=8)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    assert [sorted(g) for g in groups] == [[0, 2, 3, 5], [1, 4]]
+    assert all(len(g) <= 2 for g in length_groups([5] * 6, max_batch_size=2))
+
+
+def test_concurrent_requests_are_coalesced_and_equal_to_alone(bundle_dir) -> None:
+    settings = Settings(model_dir=bundle_dir, batch_wait_ms=50, max_batch_size=64)
+    runtime = ModelRuntime(settings)
+    runtime.load()
+    alone = {text: runtime.predict([text])[0].score for text in TEXTS}
+    calls: list[int] = []
+
+    async def scenario() -> list[list[dict]]:
+        service = SentimentService(settings, runtime, ModelMetrics(CollectorRegistry()))
+        service.batcher._on_batch = calls.append
+        await service.start()
+        try:
+            return await asyncio.gather(*(service.predict([text]) for text in TEXTS * 3))
+        finally:
+            await service.stop()
+
+    results = asyncio.run(scenario())
+    for text, result in zip(TEXTS * 3, results, strict=True):
+        assert abs(result[0]["score"] - alone[text]) <= 1e-6
+    assert sum(calls) == len(TEXTS) * 3
+    assert len(calls) < len(TEXTS) * 3  # fewer onnxruntime calls than requests
+
+
+def test_a_failing_inference_fails_only_its_requests() -> None:
+    def infer(sequences):
+        if any(0 in s for s in sequences):
+            raise RuntimeError("boom")
+        return np.array([[0.5, 0.5]] * len(sequences))
+
+    async def scenario():
+        batcher = DynamicBatcher(infer, max_batch_size=1, max_wait_s=0)
+        await batcher.start()
+        results = await asyncio.gather(batcher.submit([[0]]), batcher.submit([[5]]), return_exceptions=True)
+        await batcher.stop()
+        return results
+
+    failed, ok = asyncio.run(scenario())
+    assert isinstance(failed, RuntimeError) and ok.shape == (1, 2)

@@ -1,0 +1,117 @@
+"""Trace exactness: every gate of every layer and direction against a PyTorch computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.runtime import ModelRuntime
+from app.settings import Settings
+from tests.bundles import make_bundle
+
+TEXT = "a wonderful , moving film . i loved it ! but the plot was dull and boring"
+
+
+def torch_gates(cell: str, direction: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Gates of one PyTorch direction over ``x`` [T, I], from its own parameters (PyTorch order)."""
+    p = dict(direction.named_parameters())
+    hidden_size = p["weight_hh_l0"].shape[1]
+    h = torch.zeros(hidden_size)
+    c = torch.zeros(hidden_size)
+    names = {"gru": ["reset", "update", "candidate", "hidden"], "rnn": ["hidden"]}.get(
+        cell, ["input", "forget", "cell_candidate", "output", "cell", "hidden"]
+    )
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    for x_t in x:
+        gx = p["weight_ih_l0"] @ x_t + p["bias_ih_l0"]
+        gh = p["weight_hh_l0"] @ h + p["bias_hh_l0"]
+        if cell in ("lstm", "peephole"):
+            i, f, g, o = (gx + gh).chunk(4)
+            pi, pf, po = p["peephole"].chunk(3) if cell == "peephole" else (0, 0, 0)
+            i, f, g = torch.sigmoid(i + pi * c), torch.sigmoid(f + pf * c), torch.tanh(g)
+            c = f * c + i * g
+            o = torch.sigmoid(o + po * c)
+            h = o * torch.tanh(c)
+            values = [i, f, g, o, c, h]
+        elif cell == "gru":
+            xr, xz, xn = gx.chunk(3)
+            hr, hz, hn = gh.chunk(3)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = (1 - z) * n + z * h
+            values = [r, z, n, h]
+        else:
+            h = torch.tanh(gx + gh)
+            values = [h]
+        for name, value in zip(names, values, strict=True):
+            out[name].append(value)
+    return {name: torch.stack(v) for name, v in out.items()}
+
+
+def reference_trace(model, ids: list[int]) -> list[dict[str, dict[str, np.ndarray]]]:
+    """Per layer, per direction, the gates PyTorch computes for one review."""
+    cell = model.config.cell
+    x = model.embedding(torch.tensor(ids))  # [T, E]
+    layers = []
+    for directions in model.encoder.layers:
+        traced, outputs = {}, []
+        for index, direction in enumerate(directions):
+            inputs = x if index == 0 else x.flip(0)
+            gates = torch_gates(cell, direction, inputs)
+            if index == 1:
+                gates = {name: value.flip(0) for name, value in gates.items()}
+            traced[("forward", "backward")[index]] = {k: v.detach().numpy() for k, v in gates.items()}
+            outputs.append(gates["hidden"])
+        layers.append(traced)
+        x = torch.cat(outputs, dim=1)
+    return layers
+
+
+@pytest.mark.parametrize(
+    ("cell", "bidirectional", "num_layers"),
+    [
+        ("lstm", True, 2),
+        ("lstm", False, 1),
+        ("peephole", True, 2),
+        ("gru", True, 2),
+        ("rnn", True, 2),
+        ("gru", False, 1),
+        ("rnn", False, 2),
+        ("peephole", False, 1),
+    ],
+)
+def test_every_gate_matches_pytorch(tmp_path, cell: str, bidirectional: bool, num_layers: int) -> None:
+    folder, model, _ = make_bundle(tmp_path / "bundle", cell, bidirectional, num_layers)
+    runtime = ModelRuntime(Settings(model_dir=folder))
+    runtime.load()
+    trace = runtime.trace(TEXT, max_tokens=100)
+    with torch.no_grad():
+        expected = reference_trace(model, trace["token_ids"])
+    assert len(trace["layers"]) == num_layers
+    for got_layer, want_layer in zip(trace["layers"], expected, strict=True):
+        assert (
+            set(got_layer) == set(want_layer) == ({"forward", "backward"} if bidirectional else {"forward"})
+        )
+        for direction, want in want_layer.items():
+            got = got_layer[direction]["gates"]
+            assert set(got) == set(want)
+            for name, values in want.items():
+                assert np.abs(np.asarray(got[name]) - values).max() <= 1e-5, (cell, direction, name)
+    # the trace's prediction is the classifier's own, and /v1/predict's
+    with torch.no_grad():
+        probs = torch.softmax(
+            model(torch.tensor([trace["token_ids"]]), torch.tensor([len(trace["token_ids"])])), 1
+        )
+    assert abs(trace["prediction"].score - float(probs[0, 1])) <= 1e-5
+    assert runtime.predict([TEXT])[0] == trace["prediction"]
+
+
+def test_trace_respects_max_tokens(tmp_path) -> None:
+    folder, _, _ = make_bundle(tmp_path / "bundle")
+    runtime = ModelRuntime(Settings(model_dir=folder))
+    runtime.load()
+    trace = runtime.trace(TEXT, max_tokens=4)
+    assert trace["tokens"] == ["a", "wonderful", ",", "moving"]
+    assert trace["prediction"].truncated
+    assert np.asarray(trace["layers"][0]["forward"]["gates"]["forget"]).shape == (4, 6)
