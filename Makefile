@@ -1,11 +1,22 @@
-# Two entry points for a fresh machine (see README): `make run` and `make test`.
+# Two entry points for a fresh machine (see README): `make serve` and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data/aclImdb_v1.tar.gz
 BUNDLE ?= models/default
 
-.PHONY: run test lint bench train clean-venv
+SERVE_VENV := .venv-serve
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: serve evaluate test bench train
+
+# serving gets its own environment from requirements/serve.txt alone: no torch
+$(SERVE_VENV)/.installed: requirements/serve.txt
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/pip install --quiet -r requirements/serve.txt
+	touch $@
 
 $(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +24,12 @@ $(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/de
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $@
 
-## run: set up, then evaluate the shipped model's ONNX graph on the full IMDB test set
-run: $(BIN)/.installed
+## serve: set up, then serve the shipped model on http://$(HOST):$(PORT)
+serve: $(SERVE_VENV)/.installed
+	SENTIMENT_MODEL_DIR=$${SENTIMENT_MODEL_DIR:-$(BUNDLE)} $(SERVE_VENV)/bin/python -m app --host $(HOST) --port $(PORT)
+
+## evaluate: score a bundle's ONNX graph on the full IMDB test set
+evaluate: $(BIN)/.installed
 	$(BIN)/python -m training.evaluate --bundle $(BUNDLE) --data $(DATA)
 
 ## test: set up, then lint and run the whole test suite
@@ -27,6 +42,7 @@ test: $(BIN)/.installed
 train: $(BIN)/.installed
 	$(BIN)/python -m training.train --config configs/default.toml --data $(DATA)
 
-## bench: training tokens/s and ONNX time per review
+## bench: training tokens/s, ONNX time per review, HTTP latency and throughput
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.pipeline --data $(DATA) --bundle $(BUNDLE)
+	$(BIN)/python -m bench.service --data $(DATA) --bundle $(BUNDLE)

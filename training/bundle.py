@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from model.bundle import CARD_FILE, CARD_MARKDOWN, LABELS, ONNX_FILE, TOKENIZER_FILE
 from training.evaluate import classification_metrics, onnx_session, predict_positive
@@ -52,6 +53,7 @@ def plot_curves(history: list[dict], path: Path) -> None:
     accuracy_axis.plot(epochs, [h["validation_accuracy"] for h in history], "o-", label="validation")
     for axis, title in ((loss_axis, "cross-entropy loss"), (accuracy_axis, "accuracy")):
         axis.set(xlabel="epoch", title=title)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -104,17 +106,14 @@ def write_bundle(folder: Path, model, tokenizer, splits, config, history: list[d
     parity = export_model(model, folder / ONNX_FILE, extra.pop("parity_sample"))
     tokenizer.save(folder / TOKENIZER_FILE)
     session = onnx_session(folder / ONNX_FILE, threads=2)
-    evaluations = {}
-    for name, (sequences, labels) in (
-        ("validation", splits.validation),
-        ("test", splits.test),
-    ):
-        positive = predict_positive(session, sequences)
-        evaluations[name] = classification_metrics(labels, positive)
+    evaluations, positives = {}, {}
+    for name, (sequences, labels) in (("validation", splits.validation), ("test", splits.test)):
+        positives[name] = predict_positive(session, sequences)
+        evaluations[name] = classification_metrics(labels, positives[name])
     plot_curves(history, folder / "training_curves.png")
     plot_test(
         np.asarray(splits.test[1]),
-        predict_positive(session, splits.test[0]),
+        positives["test"],
         evaluations["test"]["confusion_matrix"],
         folder / "test_evaluation.png",
     )
@@ -153,6 +152,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
         "parity": parity,
         "training": {
             "seconds": extra["train_seconds"],
+            "command": extra.get("command", ""),
             "epochs_run": len(history),
             "best_epoch": max(history, key=lambda h: h["validation_accuracy"])["epoch"],
             "machine": extra["machine"],

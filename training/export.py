@@ -286,3 +286,43 @@ def export_model(
     check_symbolic_axes(proto)
     onnx.save(proto, str(path))
     return verify_export(model, onnx_session(path), check_sequences)
+
+
+def _restore(weight: np.ndarray, cell: str) -> np.ndarray:
+    """Inverse of :func:`_reorder`: ONNX gate blocks back to PyTorch order."""
+    order = _GATE_ORDER[cell]
+    blocks = np.split(weight, len(order), axis=0)
+    restored = [None] * len(order)
+    for onnx_index, torch_index in enumerate(order):
+        restored[torch_index] = blocks[onnx_index]
+    return np.concatenate(restored, axis=0)
+
+
+def model_from_onnx(path: str | Path) -> SentimentClassifier:
+    """Rebuild the PyTorch network from a bundle's ``model.onnx`` (weights and config inside it).
+
+    Lets a shipped bundle, which carries no checkpoint, be checked against PyTorch.
+    """
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    config = ModelConfig.from_dict(json.loads(props["model_config"]))
+    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    state = {
+        "embedding.weight": weights["embedding"],
+        "head.weight": weights["head_weight"],
+        "head.bias": weights["head_bias"],
+    }
+    for layer in range(config.num_layers):
+        for direction in range(config.num_directions):
+            prefix = f"encoder.layers.{layer}.{direction}."
+            bias_ih, bias_hh = np.split(weights[f"B_{layer}"][direction], 2)
+            state[prefix + "weight_ih_l0"] = _restore(weights[f"W_{layer}"][direction], config.cell)
+            state[prefix + "weight_hh_l0"] = _restore(weights[f"R_{layer}"][direction], config.cell)
+            state[prefix + "bias_ih_l0"] = _restore(bias_ih, config.cell)
+            state[prefix + "bias_hh_l0"] = _restore(bias_hh, config.cell)
+            if config.cell == "peephole":
+                p_i, p_o, p_f = np.split(weights[f"P_{layer}"][direction], 3)
+                state[prefix + "peephole"] = np.concatenate([p_i, p_f, p_o])
+    model = SentimentClassifier(config)
+    model.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})
+    return model.eval()

@@ -13,6 +13,8 @@ import json
 import math
 import platform
 import random
+import shlex
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -264,7 +266,7 @@ def parity_sample(sequences: Sequence[Sequence[int]], count: int = 48) -> list[S
     return chosen
 
 
-def run(config: RunConfig, resume: bool = False) -> Path:
+def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
     """The whole pipeline; returns the bundle folder."""
     from training.bundle import write_bundle
 
@@ -289,6 +291,7 @@ def run(config: RunConfig, resume: bool = False) -> Path:
         history,
         {
             "train_seconds": round(seconds, 1),
+            "command": command,
             "embeddings": embedding_note,
             "data_path": source,
             "train_size": len(splits.train[1]),
@@ -307,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = {k: v for k, v in vars(args).items() if "." in k}
     try:
         config = load_run_config(args.config, overrides)
-        bundle = run(config, resume=args.resume)
+        bundle = run(
+            config,
+            resume=args.resume,
+            command=shlex.join(["python", "-m", "training.train", *(sys.argv[1:] if argv is None else argv)]),
+        )
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     print(f"bundle written to {bundle}")

@@ -117,3 +117,16 @@ def test_hidden_outputs_are_the_encoder_states(tmp_path) -> None:
     for row, length in enumerate(lengths):
         ours = hidden[:length, :, row, :].transpose(0, 1, 2).reshape(length, -1)
         np.testing.assert_allclose(ours, encoded[row, :length].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_model_from_onnx_restores_the_exact_weights(tmp_path, cell: str) -> None:
+    from training.export import model_from_onnx
+
+    model = tiny_model(cell)
+    export_model(model, tmp_path / "model.onnx", random_reviews())
+    restored = model_from_onnx(tmp_path / "model.onnx")
+    original = model.state_dict()
+    assert set(restored.state_dict()) == set(original)
+    for name, value in restored.state_dict().items():
+        assert torch.equal(value, original[name]), name

@@ -11,6 +11,7 @@ import pytest
 
 from model.bundle import load_card
 from model.tokenizer import Tokenizer
+from tests.bundles import make_bundle
 from training import evaluate, train
 from training.evaluate import onnx_session
 
@@ -94,11 +95,16 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
     broken.write_bytes(b"\x1f\x8b\x08 this is not really gzip")
     with pytest.raises(SystemExit, match=r"aclImdb_v1\.tar\.gz: not a readable IMDB archive"):
         train.main(["--data", str(broken), "--output", str(tmp_path / "run")])
-    with pytest.raises(SystemExit, match="no such file"):
-        evaluate.main(["--data", str(tmp_path / "missing.tar.gz"), "--bundle", "models/default"])
+    bundle, _, _ = make_bundle(tmp_path / "bundle")
+    with pytest.raises(SystemExit, match=r"missing\.tar\.gz: no such file"):
+        evaluate.main(["--data", str(tmp_path / "missing.tar.gz"), "--bundle", str(bundle)])
+    with pytest.raises(SystemExit, match="no model card"):
+        evaluate.main(["--data", str(broken), "--bundle", str(tmp_path)])
 
 
-@pytest.mark.parametrize("module", ["training.train", "training.evaluate", "bench.pipeline"])
+@pytest.mark.parametrize(
+    "module", ["training.train", "training.evaluate", "bench.pipeline", "bench.service", "app"]
+)
 def test_cli_help_runs(module: str) -> None:
     result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,61 @@
+"""The shipped default bundle: complete, small, as accurate as its card says, and exact."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.runtime import ModelRuntime
+from app.settings import Settings
+from model.bundle import load_card
+from tests.app.test_trace import reference_trace
+from training.evaluate import evaluate_bundle
+from training.export import model_from_onnx
+
+BUNDLE = Path(__file__).resolve().parent.parent / "models" / "default"
+REVIEW = (
+    "I expected little from this film, but the acting is superb and the story kept me "
+    "guessing until the very end. Not perfect - the middle drags - yet I would watch it again."
+)
+
+
+def test_bundle_is_complete_and_small() -> None:
+    names = {path.name for path in BUNDLE.iterdir()}
+    assert {"model.onnx", "tokenizer.json", "model_card.json", "MODEL_CARD.md"} <= names
+    assert sum(path.stat().st_size for path in BUNDLE.iterdir()) <= 15 * 1024 * 1024
+    card = load_card(BUNDLE)
+    assert hashlib.sha256((BUNDLE / "model.onnx").read_bytes()).hexdigest() == card["onnx"]["sha256"]
+    assert card["model_config"]["cell"] == "lstm"
+    assert card["metrics"]["test"]["examples"] == 25000
+    assert card["metrics"]["test"]["accuracy"] >= 0.91
+    assert card["parity"]["torch_vs_onnx"] <= 1e-5 and card["parity"]["alone_vs_batched"] <= 1e-5
+
+
+@pytest.mark.slow
+def test_full_test_set_accuracy_through_onnx(imdb_archive) -> None:
+    """Re-scores all 25k test reviews through onnxruntime: the card's figure is reproduced."""
+    result = evaluate_bundle(BUNDLE, str(imdb_archive))
+    assert result["examples"] == 25000
+    assert result["accuracy"] >= 0.91
+    assert result["accuracy"] == pytest.approx(load_card(BUNDLE)["metrics"]["test"]["accuracy"], abs=1e-9)
+
+
+def test_served_trace_equals_pytorch_on_the_shipped_weights() -> None:
+    runtime = ModelRuntime(Settings(model_dir=BUNDLE))
+    runtime.load()
+    trace = runtime.trace(REVIEW, max_tokens=400)
+    model = model_from_onnx(BUNDLE / "model.onnx")
+    with torch.no_grad():
+        expected = reference_trace(model, trace["token_ids"])
+        logits = model(torch.tensor([trace["token_ids"]]), torch.tensor([len(trace["token_ids"])]))
+    for got_layer, want_layer in zip(trace["layers"], expected, strict=True):
+        for direction, want in want_layer.items():
+            for name, values in want.items():
+                got = np.asarray(got_layer[direction]["gates"][name])
+                assert np.abs(got - values).max() <= 1e-5, (direction, name)
+    assert abs(trace["prediction"].score - float(torch.softmax(logits, 1)[0, 1])) <= 1e-5
+    assert runtime.predict([REVIEW])[0] == trace["prediction"]
