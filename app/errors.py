@@ -90,7 +90,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        if error.status_code == 400:  # the framework could not parse the body (e.g. nested too deep)
+            return JSONResponse(error_body("invalid_request", "malformed JSON body", request.url.path), 422)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            error.status_code, "http_error"
+        )
         body = error_body(code, str(error.detail), request.url.path)
         return JSONResponse(body, status_code=error.status_code)
 

@@ -10,10 +10,12 @@ from app.errors import error_body
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware: a body over ``max_bytes`` gets a 413 without being read in full.
+    """Pure ASGI middleware: a body over ``max_bytes`` gets a 413 and never reaches the app.
 
-    A declared ``Content-Length`` over the limit is refused at once; a chunked body is counted
-    as it arrives and refused when it passes the limit.
+    A declared ``Content-Length`` over the limit is refused before anything is read. Otherwise
+    the body (chunked or not) is read here, at most ``max_bytes`` of it, and replayed to the app;
+    reading it here rather than failing inside the app's own read keeps the answer a 413 (the
+    framework turns any error while it reads a body into a 400).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -21,51 +23,45 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+        if declared is not None and not declared.isdigit():
+            await _answer(send, scope, 400, "invalid_request", "Content-Length is not a number")
             return
-        received = 0
-        response_started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        if declared is not None and int(declared) > self.max_bytes:
+            await self._refuse(send, scope)
+            return
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(send, scope)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not response_started:
-                await self._refuse(send)
+        await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body("payload_too_large", f"request body over {self.max_bytes} bytes")
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, send: Send, scope: Scope) -> None:
+        await _answer(send, scope, 413, "payload_too_large", f"request body over {self.max_bytes} bytes")
 
 
-class _TooLarge(Exception):
-    pass
+async def _answer(send: Send, scope: Scope, status: int, code: str, message: str) -> None:
+    body = json.dumps(error_body(code, message, scope.get("path", ""))).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

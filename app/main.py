@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from app.api import health, v1, v2
-from app.errors import install_handlers
+from app.errors import BundleError, install_handlers
 from app.limits import BodySizeLimit
 from app.metrics import ModelMetrics
 from app.runtime import ModelRuntime
@@ -27,8 +28,12 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     service = SentimentService(settings, runtime or ModelRuntime(settings), ModelMetrics(registry))
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        await service.start()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await service.start()
+        except BundleError as error:
+            logger.error("cannot load the model bundle: %s", error)
+            raise
         yield
         await service.stop()
 
@@ -43,8 +48,9 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(health.router)
+    # added before the instrumentator, so its 413s are counted in the request metrics too
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

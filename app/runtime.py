@@ -1,8 +1,8 @@
-"""The model runtime: loads a bundle, checks it, and runs predictions and gate traces.
+"""The model runtime: loads a bundle, checks it, and runs inference and gate traces.
 
 It holds the onnxruntime session, the tokenizer and the recurrent layers' weights read from
-the same ``model.onnx``; no torch. Routes never touch these directly: they call
-:meth:`ModelRuntime.predict` (through the batcher) and :meth:`ModelRuntime.trace`.
+the same ``model.onnx``; no torch. The service calls :meth:`ModelRuntime.encode` and
+:meth:`ModelRuntime.infer` (through the batcher) and :meth:`ModelRuntime.trace`.
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         config = ModelConfig.from_dict(json.loads(props["model_config"]))
     except (ValueError, KeyError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
         raise BundleError(f"{folder}: {error}") from error
-    except Exception as error:  # a corrupt protobuf raises library-specific errors
+    except OSError as error:
+        raise BundleError(f"{folder}: cannot read the bundle ({error})") from error
+    except Exception as error:  # a corrupt protobuf raises the protobuf library's own errors
         raise BundleError(f"{folder / ONNX_FILE}: cannot read the ONNX model ({error})") from error
     weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     _check_consistency(folder, tokenizer, card, config, weights)
@@ -89,6 +91,7 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         )
     except Exception as error:
         raise BundleError(f"{folder / ONNX_FILE}: onnxruntime cannot load it ({error})") from error
+    _check_graph(folder, session, config)
     return LoadedModel(
         session,
         tokenizer,
@@ -104,6 +107,7 @@ def _read_bundle(settings: Settings) -> LoadedModel:
 def _check_consistency(
     folder: Path, tokenizer: Tokenizer, card: dict, config: ModelConfig, weights: dict
 ) -> None:
+    """The vocabulary, the card and the graph's weights must describe one model."""
     embedding = weights.get("embedding")
     if embedding is None or embedding.shape != (config.vocab_size, config.embed_dim):
         raise BundleError(f"{folder / ONNX_FILE}: embedding does not match the model config {config}")
@@ -111,8 +115,27 @@ def _check_consistency(
         raise BundleError(
             f"{folder}: tokenizer has {len(tokenizer.vocabulary)} words, the ONNX model {config.vocab_size}"
         )
+    if config.num_classes != len(LABELS):
+        raise BundleError(f"{folder / ONNX_FILE}: {config.num_classes} classes; this service serves {LABELS}")
+    kinds = "WRBP" if config.cell == "peephole" else "WRB"
+    missing = [
+        f"{k}_{layer}" for layer in range(config.num_layers) for k in kinds if f"{k}_{layer}" not in weights
+    ]
+    if missing:
+        raise BundleError(f"{folder / ONNX_FILE}: recurrent weights {missing} missing")
     if card.get("model_config") not in (None, config.to_dict()):
         raise BundleError(f"{folder / CARD_FILE}: model_config differs from the one inside model.onnx")
+
+
+def _check_graph(folder: Path, session: onnxruntime.InferenceSession, config: ModelConfig) -> None:
+    inputs = {i.name for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    wanted = {"probabilities"} | {f"hidden_{layer}" for layer in range(config.num_layers)}
+    if inputs != {"token_ids", "lengths"} or not wanted <= outputs:
+        raise BundleError(
+            f"{folder / ONNX_FILE}: graph inputs {sorted(inputs)} / outputs {sorted(outputs)} "
+            f"are not this service's (token_ids, lengths -> {sorted(wanted)})"
+        )
 
 
 class ModelRuntime:
@@ -135,11 +158,21 @@ class ModelRuntime:
             raise NotReady("the model is not loaded yet")
         return self._model
 
+    def unload(self) -> None:
+        """Mark the runtime not ready (at shutdown)."""
+        self._ready.clear()
+
     def load(self) -> None:
         """Read and check the bundle, then warm up with one inference; raises BundleError."""
         started = time.perf_counter()
-        self._model = _read_bundle(self.settings)
-        self.infer([self.encode("A warm-up review. It was fine!").ids])
+        model = _read_bundle(self.settings)
+        self._model = model
+        try:
+            self.infer([self.encode("A warm-up review. It was fine!").ids])
+            self.trace("Warm-up.", max_tokens=4)
+        except Exception as error:
+            self._model = None
+            raise BundleError(f"{self.settings.model_dir}: warm-up inference failed ({error})") from error
         self._ready.set()
         logger.info(
             "model %s %s loaded from %s in %.2f s",

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+
+def _encodable(value: str) -> str:
+    # JSON can carry lone UTF-16 surrogates ("\\ud800") that no response can echo back
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text holds an unpaired surrogate; send valid Unicode") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
 REVIEW = "A beautifully shot film with a story that stays with you. I loved every minute."
 
 
@@ -13,14 +24,14 @@ class PredictRequest(BaseModel):
     """One text to classify."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": REVIEW}]})
-    text: str = Field(description="The review, any length; it is cut to the model's token cap.")
+    text: Text = Field(description="The review, any length; it is cut to the model's token cap.")
 
 
 class BatchPredictRequest(BaseModel):
     """Several texts to classify in one request."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": [REVIEW, "Dull."]}]})
-    texts: list[str] = Field(min_length=1, description="Reviews; at most the server's batch limit.")
+    texts: list[Text] = Field(min_length=1, description="Reviews; at most the server's batch limit.")
 
 
 class TraceRequest(BaseModel):
@@ -29,7 +40,7 @@ class TraceRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"text": REVIEW, "max_tokens": 50}]}
     )
-    text: str = Field(description="The review to trace.")
+    text: Text = Field(description="The review to trace.")
     max_tokens: int | None = Field(None, ge=1, description="Trace at most this many tokens.")
 
 
@@ -120,23 +131,50 @@ class ProtocolError(BaseModel):
     error: str
 
 
-class InferTensor(BaseModel):
-    """An Open Inference Protocol v2 tensor."""
+class InferInput(BaseModel):
+    """The Open Inference Protocol v2 input: texts as a BYTES tensor of shape [N] (or [N, 1])."""
 
-    name: str
+    name: Literal["text"]
     shape: list[int]
-    datatype: str
+    datatype: Literal["BYTES"]
     parameters: dict | None = None
-    data: list
+    data: list[Text] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _shape_matches_data(self) -> InferInput:
+        if self.shape not in ([len(self.data)], [len(self.data), 1]):
+            raise ValueError(f"shape {self.shape} does not hold the {len(self.data)} texts in data")
+        return self
+
+
+class RequestedOutput(BaseModel):
+    """An output the client asks for."""
+
+    name: Literal["probabilities", "label"]
+    parameters: dict | None = None
 
 
 class InferRequest(BaseModel):
     """Open Inference Protocol v2 inference request."""
 
-    id: str | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [REVIEW]}]}]
+        }
+    )
+    id: Text | None = None
     parameters: dict | None = None
-    inputs: list[InferTensor] = Field(min_length=1)
-    outputs: list[dict] | None = None
+    inputs: list[InferInput] = Field(min_length=1, max_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+class OutputTensor(BaseModel):
+    """An Open Inference Protocol v2 output tensor."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list
 
 
 class InferResponse(BaseModel):
@@ -145,5 +183,4 @@ class InferResponse(BaseModel):
     model_name: str
     model_version: str | None = None
     id: str | None = None
-    parameters: dict | None = None
-    outputs: list[InferTensor]
+    outputs: list[OutputTensor]

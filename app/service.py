@@ -9,9 +9,10 @@ import time
 import numpy as np
 
 from app.batcher import DynamicBatcher
-from app.errors import Disabled, InvalidInput, ModelNotFound, NotReady, PayloadTooLarge
+from app.errors import Disabled, ModelNotFound, NotReady, PayloadTooLarge
 from app.metrics import ModelMetrics
 from app.runtime import ModelRuntime, make_prediction
+from app.schemas import InferRequest
 from app.settings import Settings
 from model.bundle import LABELS
 
@@ -47,9 +48,19 @@ class SentimentService:
         await self.batcher.start()
 
     async def stop(self) -> None:
-        """Finish queued work and stop."""
+        """Turn not-ready first, then finish queued work and stop."""
+        self.runtime.unload()
         self.metrics.ready.set(0)
         await self.batcher.stop()
+
+    @property
+    def ready(self) -> bool:
+        """Model loaded and warmed up, and (with batching) the batcher accepting work."""
+        return self.runtime.ready and (self.batcher.running or not self.settings.batching)
+
+    def model_card(self) -> dict:
+        """The served bundle's model card."""
+        return self.runtime.model.card
 
     @property
     def model_ref(self) -> dict[str, str]:
@@ -70,13 +81,14 @@ class SentimentService:
 
     async def predict(self, texts: list[str]) -> list[dict]:
         """Predictions for ``texts`` in order, batched with concurrent requests when enabled."""
-        if not self.runtime.ready:
+        if not self.ready:
             raise NotReady("the model is not loaded yet")
         if len(texts) > self.settings.max_batch_texts:
             raise PayloadTooLarge(f"{len(texts)} texts; the limit is {self.settings.max_batch_texts}")
         for text in texts:
             self._check_text(text)
-        encoded = [self.runtime.encode(text) for text in texts]
+        # tokenising up to max_body_bytes of text takes a while: keep it off the event loop
+        encoded = await asyncio.to_thread(lambda: [self.runtime.encode(text) for text in texts])
         for item in encoded:
             self.metrics.tokens.observe(len(item.ids))
         sequences = [item.ids for item in encoded]
@@ -95,7 +107,7 @@ class SentimentService:
         """Prediction and gate activations of ``text``."""
         if not self.settings.trace_enabled:
             raise Disabled("tracing is disabled on this server")
-        if not self.runtime.ready:
+        if not self.ready:
             raise NotReady("the model is not loaded yet")
         self._check_text(text)
         cap = min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
@@ -122,41 +134,29 @@ class SentimentService:
             ],
         }
 
-    async def infer_v2(self, name: str, request: dict) -> dict:
+    async def infer_v2(self, name: str, request: InferRequest) -> dict:
         """Open Inference Protocol v2 ``infer``: a BYTES tensor of texts in, probabilities and labels out."""
         self.check_model_name(name)
-        tensor = request["inputs"][0]
-        if tensor["datatype"] != "BYTES" or len(request["inputs"]) != 1:
-            raise InvalidInput("expected exactly one BYTES input tensor of texts")
-        texts = tensor["data"]
-        if (
-            not all(isinstance(text, str) for text in texts)
-            or len(tensor["shape"]) != 1
-            or tensor["shape"][0] != len(texts)
-        ):
-            raise InvalidInput("the input tensor must be shape [N] with N strings in 'data'")
-        if not texts:
-            raise InvalidInput("the input tensor holds no texts")
+        texts = request.inputs[0].data
         predictions = await self.predict(texts)
-        probabilities = [p["probabilities"][label] for p in predictions for label in LABELS]
-        outputs = [
-            {
+        outputs = {
+            "probabilities": {
                 "name": "probabilities",
                 "datatype": "FP32",
                 "shape": [len(texts), len(LABELS)],
-                "data": probabilities,
+                "data": [p["probabilities"][label] for p in predictions for label in LABELS],
             },
-            {
+            "label": {
                 "name": "label",
                 "datatype": "BYTES",
                 "shape": [len(texts)],
                 "data": [p["label"] for p in predictions],
             },
-        ]
-        wanted = {o.get("name") for o in request.get("outputs") or []} or {"probabilities", "label"}
+        }
+        wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
         return {
             "model_name": name,
             "model_version": self.runtime.model.version,
-            "id": request.get("id"),
-            "outputs": [o for o in outputs if o["name"] in wanted],
+            "id": request.id,
+            "outputs": [outputs[w] for w in dict.fromkeys(wanted)],
         }

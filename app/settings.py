@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="Coalesce concurrent requests (dynamic batching).")
     trace_enabled: bool = Field(True, description="Serve /v1/trace.")
     trace_max_tokens: int = Field(400, ge=1, description="Most tokens a trace covers.")
-    api_key: SecretStr | None = Field(None, description="When set, /v1/trace needs it in X-API-Key.")
+    api_key: SecretStr | None = Field(
+        None, min_length=1, description="When set, /v1/trace needs it in the X-API-Key header."
+    )
     model_name: str | None = Field(None, description="Name the model is served under (default: card name).")
 
     @field_validator("model_name")

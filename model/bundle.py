@@ -21,6 +21,7 @@ def load_card(bundle: str | Path) -> dict:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(card, dict) or not isinstance(card.get("max_tokens"), int):
-        raise ValueError(f"{path}: not a model card (no integer 'max_tokens')")
+    max_tokens = card.get("max_tokens") if isinstance(card, dict) else None
+    if type(max_tokens) is not int or max_tokens < 1:  # bool is an int subclass: refuse it too
+        raise ValueError(f"{path}: not a model card ('max_tokens' must be a positive integer)")
     return card

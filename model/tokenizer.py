@@ -19,7 +19,9 @@ UNK = "<unk>"
 TOKENIZER_VERSION = 1
 
 # IMDB reviews carry HTML line breaks (`<br />`); they separate sentences, so they become spaces.
-_HTML_BREAK = re.compile(r"<br\s*/?\s*>", re.IGNORECASE)
+# (One optional "/" between two optional runs of spaces: `\s*/?\s*` would backtrack
+# quadratically on a long run of spaces after "<br".)
+_HTML_BREAK = re.compile(r"<br\s*(?:/\s*)?>", re.IGNORECASE)
 # Apostrophe look-alikes NFKC leaves alone; unified so "don’t" and "don't" tokenise the same.
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 # A word is letters/digits, optionally joined by apostrophes or hyphens ("o'clock", "well-made");

@@ -88,13 +88,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(ModelConfig)
     for name, help_text in _MODEL_HELP.items():
         parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=f"model.{name}", type=_flag_type(hints[name]), help=help_text
+            f"--{name.replace('_', '-')}",
+            dest=f"model.{name}",
+            metavar=name.upper(),
+            type=_flag_type(hints[name]),
+            help=help_text,
         )
     train_hints = typing.get_type_hints(TrainConfig)
     for spec in fields(TrainConfig):
         parser.add_argument(
             f"--{spec.name.replace('_', '-')}",
             dest=f"train.{spec.name}",
+            metavar=spec.name.upper(),
             type=_flag_type(train_hints[spec.name]),
             help=spec.metadata["help"],
         )

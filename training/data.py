@@ -240,3 +240,12 @@ def take_per_label(reviews: Sequence[Review], limit: int) -> list[Review]:
             taken[review.label] = taken.get(review.label, 0) + 1
             kept.append(review)
     return kept
+
+
+def fetch_if_missing(path: str | os.PathLike[str] | None, url: str = OFFICIAL_URL) -> Path:
+    """The dataset path; when nothing is there yet, the official archive is downloaded to it."""
+    target = resolve_path(path)
+    if not target.exists():
+        print(f"downloading {url} to {target}")
+        download(target, url)
+    return target

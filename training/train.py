@@ -32,6 +32,7 @@ from training.config import RunConfig, add_arguments, load_run_config
 from training.data import (
     DatasetError,
     bucketed_batches,
+    fetch_if_missing,
     load_imdb,
     stratified_split,
     take_per_label,
@@ -306,10 +307,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train, export and bundle the IMDB sentiment LSTM.")
     add_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="download the official archive to --data's path if no file is there",
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if "." in k}
     try:
         config = load_run_config(args.config, overrides)
+        if args.download:
+            fetch_if_missing(config.train.data)
         bundle = run(
             config,
             resume=args.resume,

@@ -24,8 +24,10 @@ def require_api_key(service: Service, x_api_key: Annotated[str | None, Header()]
     expected = service.settings.api_key
     if expected is None:
         return
-    # compare_digest takes the same time wherever the strings differ
-    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), expected.get_secret_value().encode()):
+    # compare_digest takes the same time wherever the two differ; Starlette decodes header bytes
+    # as latin-1, so encoding back with it gives exactly the bytes the client sent
+    sent = (x_api_key or "").encode("latin-1")
+    if x_api_key is None or not hmac.compare_digest(sent, expected.get_secret_value().encode()):
         raise Unauthorized("a valid X-API-Key header is required")
 
 

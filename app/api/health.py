@@ -19,5 +19,5 @@ async def healthz() -> dict:
 @router.get("/readyz", summary="The model is loaded and warmed up")
 async def readyz(service: Service) -> JSONResponse:
     """200 once the model answered a warm-up inference, else 503."""
-    ready = service.runtime.ready
+    ready = service.ready
     return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)

@@ -45,4 +45,4 @@ async def trace(body: TraceRequest, service: Service, _: ApiKey) -> dict:
 @router.get("/model", summary="The model card")
 async def model_card(service: Service) -> dict:
     """The served bundle's ``model_card.json``."""
-    return service.runtime.model.card
+    return service.model_card()

@@ -26,7 +26,7 @@ async def live() -> dict:
 @router.get("/health/ready", summary="Server readiness")
 async def ready(service: Service) -> JSONResponse:
     """Ready once the model is loaded."""
-    return JSONResponse({"ready": service.runtime.ready}, status_code=200 if service.runtime.ready else 503)
+    return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
 
 
 @router.get("/models/{name}", summary="Model metadata")
@@ -40,9 +40,7 @@ async def metadata(name: str, service: Service) -> dict:
 async def model_ready(name: str, service: Service) -> JSONResponse:
     """Whether the named model is ready."""
     service.check_model_name(name)
-    return JSONResponse(
-        {"name": name, "ready": service.runtime.ready}, status_code=200 if service.runtime.ready else 503
-    )
+    return JSONResponse({"name": name, "ready": service.ready}, status_code=200 if service.ready else 503)
 
 
 @router.post(
@@ -53,4 +51,4 @@ async def model_ready(name: str, service: Service) -> JSONResponse:
 )
 async def infer(name: str, body: InferRequest, service: Service) -> dict:
     """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
-    return await service.infer_v2(name, body.model_dump())
+    return await service.infer_v2(name, body)

@@ -130,3 +130,45 @@ def test_open_inference_protocol(client) -> None:
     assert abs(outputs["probabilities"]["data"][1] - single["score"]) <= 1e-6
     bad = {"inputs": [{"name": "text", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
     assert client.post("/v2/models/tiny/infer", json=bad).status_code == 422
+
+
+def test_hostile_bodies_get_4xx_never_5xx(make_client) -> None:
+    client = make_client(max_body_bytes=4096)
+    json_headers = {"content-type": "application/json"}
+    # an unpaired surrogate cannot be echoed back in a trace: refused up front
+    surrogate = client.post("/v1/trace", content=b'{"text": "a \\ud800"}', headers=json_headers)
+    assert surrogate.status_code == 422
+    nested = client.post("/v1/predict", content=b"[" * 1000 + b"]" * 1000, headers=json_headers)
+    assert nested.status_code == 422 and nested.json()["error"]["code"] == "invalid_request"
+
+    def chunks():
+        for _ in range(10):
+            yield b" " * 1000
+
+    chunked = client.post("/v1/predict", content=chunks(), headers=json_headers)
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "payload_too_large"
+    oversized_v2 = client.post("/v2/models/tiny/infer", content=b"{" + b" " * 5000 + b"}")
+    assert oversized_v2.status_code == 413 and isinstance(oversized_v2.json()["error"], str)
+    for text in [
+        "\u0000\u0007",
+        "e\u0301" * 50,
+        "\u05e9\u05dc\u05d5\u05dd",
+        "😀" * 30,
+        "<script>x</script>",
+        "a" * 3000,
+    ]:
+        assert client.post("/v1/predict", json={"text": text}).status_code == 200
+
+
+def test_open_inference_protocol_validation(client) -> None:
+    request = {"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": ["dull"]}]}
+    assert client.post("/v2/models/tiny/infer", json=request).status_code == 200
+    bad_output = {**request, "outputs": [{"name": ["x"]}]}
+    response = client.post("/v2/models/tiny/infer", json=bad_output)
+    assert response.status_code == 422 and isinstance(response.json()["error"], str)
+    only_labels = client.post(
+        "/v2/models/tiny/infer", json={**request, "outputs": [{"name": "label"}]}
+    ).json()
+    assert [o["name"] for o in only_labels["outputs"]] == ["label"]
+    wrong_shape = {"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": ["a"]}]}
+    assert client.post("/v2/models/tiny/infer", json=wrong_shape).status_code == 422

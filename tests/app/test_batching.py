@@ -69,3 +69,42 @@ def test_a_failing_inference_fails_only_its_requests() -> None:
 
     failed, ok = asyncio.run(scenario())
     assert isinstance(failed, RuntimeError) and ok.shape == (1, 2)
+
+
+def test_stop_answers_queued_work_and_then_refuses() -> None:
+    from app.errors import NotReady
+
+    def infer(sequences):
+        return np.array([[0.5, 0.5]] * len(sequences))
+
+    async def scenario():
+        batcher = DynamicBatcher(infer, max_batch_size=4, max_wait_s=0.05)
+        await batcher.start()
+        waiting = asyncio.ensure_future(batcher.submit([[1], [1] * 50, [2]]))
+        await asyncio.sleep(0.01)
+        await batcher.stop()
+        assert waiting.done() and waiting.result().shape == (3, 2)
+        try:
+            await batcher.submit([[1]])
+        except NotReady:
+            return "refused"
+        return "accepted"
+
+    assert asyncio.run(scenario()) == "refused"
+
+
+def test_worker_survives_a_failing_metrics_callback() -> None:
+    def infer(sequences):
+        return np.array([[0.25, 0.75]] * len(sequences))
+
+    async def scenario():
+        batcher = DynamicBatcher(infer, max_batch_size=4, max_wait_s=0, on_batch=lambda n: 1 / 0)
+        await batcher.start()
+        first = await batcher.submit([[1]])
+        second = await batcher.submit([[2]])
+        running = batcher.running
+        await batcher.stop()
+        return first, second, running
+
+    first, second, running = asyncio.run(scenario())
+    assert first[0, 1] == second[0, 1] == 0.75 and running

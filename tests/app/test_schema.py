@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 
 def test_no_server_errors_and_responses_match_the_schema(server) -> None:
@@ -29,6 +30,8 @@ def test_no_server_errors_and_responses_match_the_schema(server) -> None:
             assert response.status_code < 500, (
                 f"{case.method} {case.path}: {response.status_code} {response.text}"
             )
-            case.validate_response(response)
+            # excluded: an OIP request whose shape disagrees with its data is valid by the schema
+            # (JSON Schema cannot relate two fields) yet rightly refused with a 422
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
         check()

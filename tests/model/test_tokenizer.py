@@ -248,3 +248,9 @@ def test_tokenizer_load_wrong_itos(tmp_path, itos, match: str) -> None:
     path = _write(tmp_path, json.dumps(payload))
     with pytest.raises(ValueError, match=match):
         Tokenizer.load(path)
+
+
+def test_html_break_pattern_stays_linear_on_long_space_runs() -> None:
+    # `<br\s*/?\s*>` backtracked quadratically here (minutes for 100k spaces)
+    assert tokenize("<br" + " " * 100_000) == ["<", "br"]
+    assert tokenize("a<br / >b<BR>c<br/>d") == ["a", "b", "c", "d"]

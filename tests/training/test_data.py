@@ -368,3 +368,16 @@ def test_sha256_of_matches_hashlib(tmp_path) -> None:
     data = b"abc" * 1000
     path.write_bytes(data)
     assert sha256_of(path, chunk_size=7) == hashlib.sha256(data).hexdigest()
+
+
+def test_fetch_if_missing_downloads_only_when_absent(tmp_path, monkeypatch) -> None:
+    from training import data
+
+    calls = []
+    monkeypatch.setattr(data, "download", lambda target, url: calls.append((target, url)) or target)
+    existing = tmp_path / "here.tar.gz"
+    existing.write_bytes(b"x")
+    assert data.fetch_if_missing(existing) == existing and calls == []
+    missing = tmp_path / "sub" / "aclImdb_v1.tar.gz"
+    assert data.fetch_if_missing(missing, url="file:///nowhere") == missing
+    assert calls == [(missing, "file:///nowhere")]

@@ -1,0 +1,42 @@
+"""Bundle loading: every way a bundle can be wrong is one BundleError naming the problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.errors import BundleError
+from app.runtime import ModelRuntime
+from app.settings import Settings
+from tests.bundles import make_bundle
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: (f / "model.onnx").unlink(), "model.onnx: missing"),
+        (lambda f: (f / "model_card.json").write_text("{"), "not valid JSON"),
+        (lambda f: (f / "model_card.json").write_text(json.dumps({"max_tokens": 0})), "positive integer"),
+        (lambda f: (f / "model_card.json").write_text(json.dumps({"max_tokens": True})), "positive integer"),
+        (
+            lambda f: (f / "tokenizer.json").write_text('{"version": 1, "itos": ["<pad>", "<unk>", "x"]}'),
+            "tokenizer has 3",
+        ),
+        (lambda f: (f / "model.onnx").write_bytes(b"\x08\x01garbage"), "model.onnx"),
+    ],
+)
+def test_bad_bundles_are_refused(tmp_path, change, message) -> None:
+    folder, _, _ = make_bundle(tmp_path / "bundle")
+    change(folder)
+    runtime = ModelRuntime(Settings(model_dir=folder))
+    with pytest.raises(BundleError, match=message):
+        runtime.load()
+    assert not runtime.ready
+
+
+def test_empty_api_key_is_a_settings_error(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Settings(model_dir=tmp_path, api_key="")
