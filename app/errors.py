@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger("app")
 
 
 class ServiceError(Exception):
@@ -21,12 +17,6 @@ class ServiceError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-class InvalidInput(ServiceError):
-    """The request is well-formed JSON but not a valid request."""
-
-    status_code, code = 422, "invalid_request"
 
 
 class PayloadTooLarge(ServiceError):
@@ -66,7 +56,7 @@ class BundleError(Exception):
 def error_body(code: str, message: str, path: str = "") -> dict:
     """The JSON shape of every error response: ``{"error": {"code", "message"}}``, except on the
     Open Inference Protocol routes, whose specification says ``{"error": "message"}``."""
-    if path.startswith("/v2/"):
+    if path == "/v2" or path.startswith("/v2/"):
         return {"error": f"{code}: {message}"}
     return {"error": {"code": code, "message": message}}
 
@@ -100,6 +90,6 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        # no logging here: Starlette re-raises after this handler and the server logs it once
         body = error_body("internal_error", "internal server error", request.url.path)
         return JSONResponse(body, status_code=500)

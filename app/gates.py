@@ -23,7 +23,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _lstm_step(x_proj, h, c, r, rb, peephole):
+def _lstm_step(
+    x_proj: np.ndarray, h: np.ndarray, c: np.ndarray, r: np.ndarray, rb: np.ndarray, peephole: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
     """One LSTM step; ``x_proj`` = W·x + Wb, all blocks in ONNX order (i, o, f, c)."""
     pre_i, pre_o, pre_f, pre_c = np.split(x_proj + r @ h + rb, 4)
     p_i, p_o, p_f = np.split(peephole, 3)
@@ -36,7 +38,9 @@ def _lstm_step(x_proj, h, c, r, rb, peephole):
     return hidden, cell, (input_gate, forget_gate, candidate, output_gate, cell, hidden)
 
 
-def _gru_step(x_proj, h, r, rb):
+def _gru_step(
+    x_proj: np.ndarray, h: np.ndarray, r: np.ndarray, rb: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """One GRU step with ``linear_before_reset=1``; blocks in ONNX order (z, r, h)."""
     x_z, x_r, x_h = np.split(x_proj, 3)
     r_z, r_r, r_h = np.split(r, 3)

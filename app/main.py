@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from app.api import health, v1, v2
+from app.api import health, pages, v1, v2
 from app.errors import BundleError, install_handlers
 from app.limits import BodySizeLimit
 from app.metrics import ModelMetrics
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(health.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     # added before the instrumentator, so its 413s are counted in the request metrics too
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(

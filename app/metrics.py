@@ -15,6 +15,12 @@ class ModelMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
         )
+        self.trace_seconds = Histogram(
+            "sentiment_trace_seconds",
+            "Time of one trace (inference and gate recomputation).",
+            registry=registry,
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+        )
         self.batch_size = Histogram(
             "sentiment_batch_size",
             "Texts per onnxruntime call.",

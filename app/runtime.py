@@ -31,7 +31,7 @@ logger = logging.getLogger("app.runtime")
 
 
 @dataclass(frozen=True)
-class Prediction:
+class PredictionResult:
     """One text's prediction."""
 
     label: str
@@ -41,11 +41,11 @@ class Prediction:
     truncated: bool
 
 
-def make_prediction(probabilities: np.ndarray, encoded: Encoded) -> Prediction:
-    """A :class:`Prediction` from one row of the graph's ``probabilities`` output."""
+def make_prediction(probabilities: np.ndarray, encoded: Encoded) -> PredictionResult:
+    """A :class:`PredictionResult` from one row of the graph's ``probabilities`` output."""
     values = {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)}
     label = LABELS[int(np.argmax(probabilities))]
-    return Prediction(label, values["positive"], values, len(encoded.ids), encoded.truncated)
+    return PredictionResult(label, values["positive"], values, len(encoded.ids), encoded.truncated)
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class ModelRuntime:
         ids, lengths = pad_batch(sequences)
         return self.model.session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
 
-    def predict(self, texts: list[str]) -> list[Prediction]:
+    def predict(self, texts: list[str]) -> list[PredictionResult]:
         """Predictions for ``texts`` in one call (the batcher uses :meth:`infer` directly)."""
         encoded = [self.encode(text) for text in texts]
         probabilities = self.infer([e.ids for e in encoded])
@@ -227,4 +227,29 @@ class ModelRuntime:
             "token_ids": encoded.ids,
             "cell": config.cell,
             "layers": layers,
+        }
+
+    def saliency(self, text: str, max_tokens: int) -> dict:
+        """How the prediction builds up and which tokens move it, through the served model.
+
+        ``running[t]``: P(positive) of the model reading only tokens ``0..t`` (for a bidirectional
+        model the backward direction then also starts at token t). ``occlusion[t]``: P(positive)
+        of the whole text minus P(positive) with token t replaced by ``<unk>`` — positive when
+        the token pushes towards "positive" (Zeiler & Fergus, 2014).
+        """
+        model = self.model
+        encoded = model.tokenizer.encode_text(text, min(max_tokens, model.max_tokens))
+        ids = encoded.ids
+        prefixes = [ids[: t + 1] for t in range(len(ids))]
+        unk = model.tokenizer.vocabulary.unk_id
+        occluded = [[*ids[:t], unk, *ids[t + 1 :]] for t in range(len(ids))]
+        full = float(self.infer([ids])[0, 1])
+        running = self.infer(prefixes)[:, 1]
+        without = self.infer(occluded)[:, 1]
+        return {
+            "tokens": encoded.tokens,
+            "score": full,
+            "running": running.tolist(),
+            "occlusion": (full - without).tolist(),
+            "truncated": encoded.truncated,
         }

@@ -112,6 +112,17 @@ class TraceResponse(BaseModel):
     model: ModelRef
 
 
+class SaliencyResponse(BaseModel):
+    """Per token: the running sentiment and the occlusion saliency."""
+
+    tokens: list[str]
+    score: float = Field(description="P(positive) of the whole (capped) text.")
+    running: list[float] = Field(description="P(positive) of the model reading tokens 0..t only.")
+    occlusion: list[float] = Field(description="score minus P(positive) with token t replaced by <unk>.")
+    truncated: bool
+    model: ModelRef
+
+
 class ErrorDetail(BaseModel):
     """What went wrong."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -111,8 +112,21 @@ class SentimentService:
             raise NotReady("the model is not loaded yet")
         self._check_text(text)
         cap = min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
+        started = time.perf_counter()
         result = await asyncio.to_thread(self.runtime.trace, text, cap)
-        return {**result, "prediction": result["prediction"].__dict__, "model": self.model_ref}
+        self.metrics.trace_seconds.observe(time.perf_counter() - started)
+        self.metrics.tokens.observe(len(result["token_ids"]))
+        return {**result, "prediction": asdict(result["prediction"]), "model": self.model_ref}
+
+    async def saliency(self, text: str, max_tokens: int | None) -> dict:
+        """Running sentiment and occlusion saliency per token of ``text``."""
+        if not self.settings.trace_enabled:
+            raise Disabled("tracing is disabled on this server")
+        if not self.ready:
+            raise NotReady("the model is not loaded yet")
+        self._check_text(text)
+        cap = min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
+        return {**await asyncio.to_thread(self.runtime.saliency, text, cap), "model": self.model_ref}
 
     def check_model_name(self, name: str) -> None:
         """:class:`ModelNotFound` unless ``name`` is the served model's name."""

@@ -11,6 +11,7 @@ from app.schemas import (
     ErrorResponse,
     PredictRequest,
     PredictResponse,
+    SaliencyResponse,
     TraceRequest,
     TraceResponse,
 )
@@ -40,6 +41,17 @@ async def predict_batch(body: BatchPredictRequest, service: Service) -> dict:
 async def trace(body: TraceRequest, service: Service, _: ApiKey) -> dict:
     """The prediction plus every gate of every layer and direction, per token."""
     return await service.trace(body.text, body.max_tokens)
+
+
+@router.post(
+    "/trace/saliency",
+    response_model=SaliencyResponse,
+    summary="Running sentiment and token saliency",
+    responses={401: {"model": ErrorResponse}},
+)
+async def saliency(body: TraceRequest, service: Service, _: ApiKey) -> dict:
+    """Per token: P(positive) reading up to it, and how much replacing it with <unk> moves the score."""
+    return await service.saliency(body.text, body.max_tokens)
 
 
 @router.get("/model", summary="The model card")

@@ -17,6 +17,12 @@ router = APIRouter(
 )
 
 
+@router.get("", summary="Server metadata")
+async def server_metadata() -> dict:
+    """Name, version and protocol extensions of this server."""
+    return {"name": "imdb-lstm-sentiment", "version": "0.1.0", "extensions": []}
+
+
 @router.get("/health/live", summary="Server liveness")
 async def live() -> dict:
     """Always live while serving HTTP."""

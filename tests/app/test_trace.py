@@ -115,3 +115,23 @@ def test_trace_respects_max_tokens(tmp_path) -> None:
     assert trace["tokens"] == ["a", "wonderful", ",", "moving"]
     assert trace["prediction"].truncated
     assert np.asarray(trace["layers"][0]["forward"]["gates"]["forget"]).shape == (4, 6)
+
+
+def test_saliency_running_and_occlusion_match_pytorch(tmp_path) -> None:
+    folder, model, _ = make_bundle(tmp_path / "bundle", "gru", bidirectional=True)
+    runtime = ModelRuntime(Settings(model_dir=folder))
+    runtime.load()
+    result = runtime.saliency(TEXT, max_tokens=10)
+    ids = runtime.trace(TEXT, max_tokens=10)["token_ids"]
+    assert len(result["running"]) == len(result["occlusion"]) == len(ids) == 10
+
+    def p_positive(sequence: list[int]) -> float:
+        with torch.no_grad():
+            logits = model(torch.tensor([sequence]), torch.tensor([len(sequence)]))
+        return float(torch.softmax(logits, 1)[0, 1])
+
+    assert abs(result["score"] - p_positive(ids)) <= 1e-5
+    for t in (0, 4, 9):
+        assert abs(result["running"][t] - p_positive(ids[: t + 1])) <= 1e-5
+        occluded = [*ids[:t], 1, *ids[t + 1 :]]
+        assert abs(result["occlusion"][t] - (p_positive(ids) - p_positive(occluded))) <= 1e-5
