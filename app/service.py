@@ -100,18 +100,22 @@ class SentimentService:
             self.metrics.batch_size.observe(len(sequences))
         model = self.model_ref
         return [
-            {**make_prediction(row, item).__dict__, "model": model}
+            {**asdict(make_prediction(row, item)), "model": model}
             for row, item in zip(probabilities, encoded, strict=True)
         ]
 
-    async def trace(self, text: str, max_tokens: int | None) -> dict:
-        """Prediction and gate activations of ``text``."""
+    def _trace_cap(self, text: str, max_tokens: int | None) -> int:
+        """Check a trace request may run; the number of tokens it may cover."""
         if not self.settings.trace_enabled:
             raise Disabled("tracing is disabled on this server")
         if not self.ready:
             raise NotReady("the model is not loaded yet")
         self._check_text(text)
-        cap = min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
+        return min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
+
+    async def trace(self, text: str, max_tokens: int | None) -> dict:
+        """Prediction and gate activations of ``text``."""
+        cap = self._trace_cap(text, max_tokens)
         started = time.perf_counter()
         result = await asyncio.to_thread(self.runtime.trace, text, cap)
         self.metrics.trace_seconds.observe(time.perf_counter() - started)
@@ -120,12 +124,7 @@ class SentimentService:
 
     async def saliency(self, text: str, max_tokens: int | None) -> dict:
         """Running sentiment and occlusion saliency per token of ``text``."""
-        if not self.settings.trace_enabled:
-            raise Disabled("tracing is disabled on this server")
-        if not self.ready:
-            raise NotReady("the model is not loaded yet")
-        self._check_text(text)
-        cap = min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
+        cap = self._trace_cap(text, max_tokens)
         return {**await asyncio.to_thread(self.runtime.saliency, text, cap), "model": self.model_ref}
 
     def check_model_name(self, name: str) -> None:

@@ -117,16 +117,28 @@ def initial_embeddings(
 
 
 def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
-    """AdamW without decay on biases and embeddings, linear warm-up then cosine decay."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.startswith("embedding")]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n.startswith("embedding")]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.train.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.train.learning_rate,
-    )
+    """AdamW without decay on biases and embeddings, linear warm-up then cosine decay.
+
+    The embedding, most of the parameters, learns at ``embedding_lr_scale`` times the rate:
+    pretrained vectors then move slowly (discriminative learning rates, Howard & Ruder 2018).
+    """
+    named = list(model.named_parameters())
+    embedding = [p for n, p in named if n.startswith("embedding")]
+    decay = [p for n, p in named if p.ndim >= 2 and not n.startswith("embedding")]
+    no_decay = [p for n, p in named if p.ndim < 2 and not n.startswith("embedding")]
+    rate = config.train.learning_rate
+    groups = [
+        {"params": decay, "weight_decay": config.train.weight_decay, "lr": rate},
+        {"params": no_decay, "weight_decay": 0.0, "lr": rate},
+    ]
+    if config.train.embedding_lr_scale > 0:
+        groups.append(
+            {"params": embedding, "weight_decay": 0.0, "lr": rate * config.train.embedding_lr_scale}
+        )
+    else:
+        for parameter in embedding:
+            parameter.requires_grad_(False)  # frozen
+    optimizer = torch.optim.AdamW(groups, lr=rate)
     warmup = max(1, round(total_steps * config.train.warmup_fraction))
 
     def schedule(step: int) -> float:

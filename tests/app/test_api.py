@@ -119,6 +119,7 @@ def test_not_ready_is_503(bundle_dir) -> None:
 
 
 def test_open_inference_protocol(client) -> None:
+    assert client.get("/v2").json()["name"] == "imdb-lstm-sentiment"
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/models/tiny/ready").json() == {"name": "tiny", "ready": True}
     assert client.get("/v2/models/other").status_code == 404
@@ -172,3 +173,12 @@ def test_open_inference_protocol_validation(client) -> None:
     assert [o["name"] for o in only_labels["outputs"]] == ["label"]
     wrong_shape = {"inputs": [{"name": "text", "shape": [3], "datatype": "BYTES", "data": ["a"]}]}
     assert client.post("/v2/models/tiny/infer", json=wrong_shape).status_code == 422
+
+
+def test_pages_are_served_without_external_assets(client) -> None:
+    index = client.get("/")
+    assert index.status_code == 200 and 'href="/inspect"' in index.text
+    page = client.get("/inspect").text
+    for asset in ("/static/inspect.js", "/static/inspect.css"):
+        assert asset in page and client.get(asset).status_code == 200
+    assert "http://" not in page and "https://" not in page  # no CDN
