@@ -157,6 +157,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
             "best_epoch": max(history, key=lambda h: h["validation_accuracy"])["epoch"],
             "machine": extra["machine"],
             "embeddings": extra["embeddings"],
+            "self_training": extra.get("self_training", "none"),
             "history": history,
         },
         "onnx": {

@@ -48,6 +48,7 @@ class Splits:
     test: tuple[list[list[int]], list[int]]
     unlabelled_tokens: list[list[str]]
     train_tokens: list[list[str]]
+    unlabelled_texts: list[str]
 
 
 def set_seed(seed: int) -> None:
@@ -83,6 +84,7 @@ def prepare_data(config: RunConfig) -> tuple[Tokenizer, Splits, str]:
         test=encode(test),
         unlabelled_tokens=unlabelled,
         train_tokens=train_tokens,
+        unlabelled_texts=[r.text for r in unsup],
     )
     source = Path(train_config.data) if train_config.data else None
     return tokenizer, splits, str(source)
@@ -114,6 +116,26 @@ def initial_embeddings(
         Path(choice), vocabulary, model_config.embed_dim, config.train.seed
     )
     return matrix, f"GloVe file {Path(choice).name}, {covered}/{len(vocabulary)} words"
+
+
+def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> str:
+    """Add confidently pseudo-labelled unlabelled reviews to the training split; describe it."""
+    if not config.train.pseudo_labels:
+        return "none"
+    from training.self_training import pseudo_label
+
+    bundle = Path(config.train.pseudo_labels)
+    sequences, labels = pseudo_label(
+        bundle,
+        splits.unlabelled_texts,
+        tokenizer.vocabulary,
+        config.train.pseudo_threshold,
+        config.train.max_tokens,
+    )
+    splits.train[0].extend(sequences)
+    splits.train[1].extend(labels)
+    threshold = config.train.pseudo_threshold
+    return f"{len(labels)} unlabelled reviews pseudo-labelled by {bundle} at P >= {threshold}"
 
 
 def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
@@ -294,6 +316,13 @@ def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
     vectors, embedding_note = initial_embeddings(config, model_config, tokenizer, splits)
     if vectors is not None:
         model.embedding.weight.data.copy_(torch.from_numpy(vectors))
+    if config.train.init_from:
+        start = torch.load(config.train.init_from, weights_only=False)
+        if start["model_config"] != model_config.to_dict():
+            raise ValueError(f"{config.train.init_from}: its model config differs from this run's")
+        model.load_state_dict(start["model_state"])
+        embedding_note = f"from {config.train.init_from}"
+    pseudo_note = add_pseudo_labels(config, tokenizer, splits)
     history, seconds = fit(model, splits, config, output, resume)
     return write_bundle(
         output / "bundle",
@@ -309,6 +338,7 @@ def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
             "data_path": source,
             "train_size": len(splits.train[1]),
             "parity_sample": parity_sample(splits.validation[0]),
+            "self_training": pseudo_note,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         },
     )

@@ -192,3 +192,12 @@ def test_bad_flag_values_are_rejected(argv: list[str], message: str, capsys) -> 
     with pytest.raises(SystemExit):
         _parser().parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_self_training_toml_matches_stage_one() -> None:
+    stage_one = load_run_config(REPO / "configs" / "default.toml", {})
+    stage_two = load_run_config(REPO / "configs" / "self_training.toml", {})
+    assert stage_two.model == stage_one.model  # init_from needs the same network
+    assert stage_two.train.init_from == f"{stage_one.train.output}/best.pt"
+    assert stage_two.train.pseudo_labels == f"{stage_one.train.output}/bundle"
+    assert stage_two.train.vocab_size == stage_one.train.vocab_size
