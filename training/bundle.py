@@ -124,7 +124,7 @@ def write_bundle(folder: Path, model, tokenizer, splits, config, history: list[d
 
 
 def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
-    data_path = Path(extra["data_path"]) if extra.get("data_path") not in (None, "None") else None
+    data_path = Path(extra["data_path"])
     return {
         "card_version": CARD_VERSION,
         "name": config.train.name,
@@ -138,8 +138,8 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "dataset": {
             "name": "IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011)",
-            "file": data_path.name if data_path else None,
-            "sha256": _sha256(data_path) if data_path and data_path.is_file() else None,
+            "file": data_path.name,
+            "sha256": _sha256(data_path) if data_path.is_file() else None,  # a folder has no one digest
             "split_seed": config.train.seed,
             "validation_fraction": config.train.validation_fraction,
             "sizes": {

@@ -34,6 +34,7 @@ from training.data import (
     bucketed_batches,
     fetch_if_missing,
     load_imdb,
+    resolve_path,
     stratified_split,
     take_per_label,
 )
@@ -86,8 +87,7 @@ def prepare_data(config: RunConfig) -> tuple[Tokenizer, Splits, str]:
         train_tokens=train_tokens,
         unlabelled_texts=[r.text for r in unsup],
     )
-    source = Path(train_config.data) if train_config.data else None
-    return tokenizer, splits, str(source)
+    return tokenizer, splits, str(resolve_path(train_config.data))
 
 
 def initial_embeddings(
@@ -301,6 +301,22 @@ def parity_sample(sequences: Sequence[Sequence[int]], count: int = 48) -> list[S
     return chosen
 
 
+def build_model(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> tuple[SentimentClassifier, str]:
+    """The network with its starting weights (word vectors, or a checkpoint's), and how it started."""
+    model_config = config.model_config(len(tokenizer.vocabulary))
+    model = SentimentClassifier(model_config)
+    if config.train.init_from:
+        start = torch.load(config.train.init_from, weights_only=False)
+        if start["model_config"] != model_config.to_dict():
+            raise ValueError(f"{config.train.init_from}: its model config differs from this run's")
+        model.load_state_dict(start["model_state"])
+        return model, f"from {config.train.init_from}"
+    vectors, embedding_note = initial_embeddings(config, model_config, tokenizer, splits)
+    if vectors is not None:
+        model.embedding.weight.data.copy_(torch.from_numpy(vectors))
+    return model, embedding_note
+
+
 def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
     """The whole pipeline; returns the bundle folder."""
     from training.bundle import write_bundle
@@ -311,17 +327,7 @@ def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     tokenizer, splits, source = prepare_data(config)
-    model_config = config.model_config(len(tokenizer.vocabulary))
-    model = SentimentClassifier(model_config)
-    vectors, embedding_note = initial_embeddings(config, model_config, tokenizer, splits)
-    if vectors is not None:
-        model.embedding.weight.data.copy_(torch.from_numpy(vectors))
-    if config.train.init_from:
-        start = torch.load(config.train.init_from, weights_only=False)
-        if start["model_config"] != model_config.to_dict():
-            raise ValueError(f"{config.train.init_from}: its model config differs from this run's")
-        model.load_state_dict(start["model_state"])
-        embedding_note = f"from {config.train.init_from}"
+    model, embedding_note = build_model(config, tokenizer, splits)
     pseudo_note = add_pseudo_labels(config, tokenizer, splits)
     history, seconds = fit(model, splits, config, output, resume)
     return write_bundle(

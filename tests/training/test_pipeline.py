@@ -89,6 +89,31 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive) -> None:
     assert [h["epoch"] for h in history] == [1, 2]
     assert load_card(bundle)["training"]["epochs_run"] == 2
 
+    # stage 2: self-training from that run's best checkpoint, its bundle labelling unlabelled reviews
+    stage_two = tmp_path / "stage-two"
+    train.main(
+        [
+            *args,
+            "--output",
+            str(stage_two),
+            "--epochs",
+            "1",
+            "--embeddings",
+            "random",
+            "--init-from",
+            str(output / "best.pt"),
+            "--pseudo-labels",
+            str(bundle),
+            "--pseudo-threshold",
+            "0.5",
+        ]
+    )
+    card = load_card(stage_two / "bundle")
+    assert card["training"]["embeddings"] == f"from {output / 'best.pt'}"
+    added = int(card["training"]["self_training"].split(" unlabelled reviews pseudo-labelled")[0])
+    assert added % 2 == 0 and added <= 60  # balanced, from the 60 unlabelled reviews of the slice
+    assert card["dataset"]["sizes"]["train"] == 108 + added
+
 
 def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
     broken = tmp_path / "aclImdb_v1.tar.gz"
