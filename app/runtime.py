@@ -7,7 +7,6 @@ the same ``model.onnx``; no torch. The service calls :meth:`ModelRuntime.encode`
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime
-from onnx import numpy_helper
 
 from app.errors import BundleError, NotReady
 from app.gates import direction_gates
 from app.settings import Settings
-from model.bundle import CARD_FILE, LABELS, ONNX_FILE, TOKENIZER_FILE, load_card
+from model.bundle import CARD_FILE, LABELS, ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session, read_onnx
 from model.config import ModelConfig
 from model.inputs import pad_batch
 from model.tokenizer import Encoded, Tokenizer
@@ -71,24 +69,16 @@ def _read_bundle(settings: Settings) -> LoadedModel:
     try:
         card = load_card(folder)
         tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
-        proto = onnx.load(str(folder / ONNX_FILE))
-        props = {p.key: p.value for p in proto.metadata_props}
-        config = ModelConfig.from_dict(json.loads(props["model_config"]))
+        proto, config, weights = read_onnx(folder / ONNX_FILE)
     except (ValueError, KeyError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
         raise BundleError(f"{folder}: {error}") from error
     except OSError as error:
         raise BundleError(f"{folder}: cannot read the bundle ({error})") from error
     except Exception as error:  # a corrupt protobuf raises the protobuf library's own errors
         raise BundleError(f"{folder / ONNX_FILE}: cannot read the ONNX model ({error})") from error
-    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     _check_consistency(folder, tokenizer, card, config, weights)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = settings.threads
-    options.inter_op_num_threads = 1
     try:
-        session = onnxruntime.InferenceSession(
-            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        session = onnx_session(proto.SerializeToString(), settings.threads)
     except Exception as error:
         raise BundleError(f"{folder / ONNX_FILE}: onnxruntime cannot load it ({error})") from error
     _check_graph(folder, session, config)

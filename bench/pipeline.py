@@ -33,7 +33,8 @@ def training_throughput(config_path: Path, reviews, batches: int) -> dict:
     config = load_run_config(config_path, {})
     token_lists = [tokenize(r.text) for r in reviews]
     vocabulary = Vocabulary.build(token_lists, config.train.vocab_size, config.train.min_count)
-    sequences = [vocabulary.encode(t)[: config.train.max_tokens] or [1] for t in token_lists]
+    tokenizer = Tokenizer(vocabulary)
+    sequences = [tokenizer.encode_tokens(t, config.train.max_tokens).ids for t in token_lists]
     model = SentimentClassifier(config.model_config(len(vocabulary))).train()
     optimizer, scheduler = make_optimizer(model, config, total_steps=batches)
     stream = bucketed_batches(sequences, [r.label for r in reviews], config.train.batch_size, shuffle_seed=0)

@@ -1,15 +1,23 @@
-"""The model bundle's layout and card, readable without torch (by evaluation and the service)."""
+"""The model bundle's layout, card and ONNX graph, readable without torch (evaluation, service)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+import onnx
+import onnxruntime
+from onnx import numpy_helper
+
+from model.config import ModelConfig
+
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
 LABELS = ("negative", "positive")
+CONFIG_PROPERTY = "model_config"  # the ONNX metadata key holding the ModelConfig as JSON
 
 
 def load_card(bundle: str | Path) -> dict:
@@ -25,3 +33,21 @@ def load_card(bundle: str | Path) -> dict:
     if type(max_tokens) is not int or max_tokens < 1:  # bool is an int subclass: refuse it too
         raise ValueError(f"{path}: not a model card ('max_tokens' must be a positive integer)")
     return card
+
+
+def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelConfig, dict[str, np.ndarray]]:
+    """The graph, the :class:`ModelConfig` stored in its metadata, and its initializers by name."""
+    proto = onnx.load(str(path))
+    properties = {p.key: p.value for p in proto.metadata_props}
+    config = ModelConfig.from_dict(json.loads(properties[CONFIG_PROPERTY]))
+    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in proto.graph.initializer}
+    return proto, config, weights
+
+
+def onnx_session(model: str | Path | bytes, threads: int = 1) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session for a ``model.onnx`` path or its serialized bytes."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])

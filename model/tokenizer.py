@@ -130,14 +130,17 @@ class Tokenizer:
         return tokenize(text)
 
     def encode_text(self, text: str, max_tokens: int | None = None) -> Encoded:
-        """Tokens and ids of ``text``, keeping the first ``max_tokens`` when given.
+        """Tokens and ids of ``text``, keeping the first ``max_tokens`` when given."""
+        return self.encode_tokens(tokenize(text), max_tokens)
+
+    def encode_tokens(self, tokens: Sequence[str], max_tokens: int | None = None) -> Encoded:
+        """Ids of already tokenised text, keeping the first ``max_tokens`` when given.
 
         A text without tokens is read as one ``<unk>``: the network needs at least one step.
         """
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        tokens = tokenize(text)
-        kept = tokens[:max_tokens] or [UNK]
+        kept = list(tokens[:max_tokens]) or [UNK]
         return Encoded(tokens=kept, ids=self.vocabulary.encode(kept), total=len(tokens))
 
     def encode(self, text: str, max_tokens: int | None = None) -> list[int]:

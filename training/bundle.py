@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import platform
 from dataclasses import asdict
@@ -20,18 +19,11 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from model.bundle import CARD_FILE, CARD_MARKDOWN, LABELS, ONNX_FILE, TOKENIZER_FILE
+from training.data import sha256_of
 from training.evaluate import classification_metrics, onnx_session, predict_positive
 from training.export import OPSET, export_model
 
 CARD_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -139,7 +131,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
         "dataset": {
             "name": "IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011)",
             "file": data_path.name,
-            "sha256": _sha256(data_path) if data_path.is_file() else None,  # a folder has no one digest
+            "sha256": sha256_of(data_path) if data_path.is_file() else None,  # a folder has no one digest
             "split_seed": config.train.seed,
             "validation_fraction": config.train.validation_fraction,
             "sizes": {
@@ -162,7 +154,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
         },
         "onnx": {
             "file": "model.onnx",
-            "sha256": _sha256(folder / ONNX_FILE),
+            "sha256": sha256_of(folder / ONNX_FILE),
             "opset": OPSET,
             "bytes": (folder / ONNX_FILE).stat().st_size,
             "inputs": {"token_ids": "int64 [batch, time]", "lengths": "int64 [batch]"},

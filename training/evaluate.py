@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime
 from sklearn import metrics as skm
 
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
+from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.inputs import pad_batch
 from model.tokenizer import Tokenizer
 
@@ -68,14 +68,6 @@ def predict_positive(
         probabilities = session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
         positive[chunk] = probabilities[:, 1]
     return positive
-
-
-def onnx_session(path: str | Path, threads: int = 1) -> onnxruntime.InferenceSession:
-    """An onnxruntime CPU session for a bundle's ``model.onnx``."""
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def evaluate_bundle(bundle: Path, data: str | None, limit_reviews: int = 0, threads: int = 2) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,10 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from model.bundle import CONFIG_PROPERTY, onnx_session, read_onnx
 from model.config import ModelConfig
 from model.inputs import pad_batch
 from model.network import SentimentClassifier
-from training.evaluate import onnx_session
 
 OPSET = 17
 # PyTorch stores gate blocks as LSTM (i, f, g, o) and GRU (r, z, n); ONNX wants
@@ -207,7 +207,7 @@ def build_onnx(model: SentimentClassifier, metadata: dict[str, str] | None = Non
     helper.set_model_props(
         proto,
         {
-            "model_config": json.dumps(config.to_dict(), sort_keys=True),
+            CONFIG_PROPERTY: json.dumps(config.to_dict(), sort_keys=True),
             **(metadata or {}),
         },
     )
@@ -235,7 +235,7 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, float | int]:
         """JSON form for the model card."""
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def verify_export(
@@ -303,10 +303,7 @@ def model_from_onnx(path: str | Path) -> SentimentClassifier:
 
     Lets a shipped bundle, which carries no checkpoint, be checked against PyTorch.
     """
-    proto = onnx.load(str(path))
-    props = {p.key: p.value for p in proto.metadata_props}
-    config = ModelConfig.from_dict(json.loads(props["model_config"]))
-    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    _, config, weights = read_onnx(path)
     state = {
         "embedding.weight": weights["embedding"],
         "head.weight": weights["head_weight"],

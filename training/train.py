@@ -75,10 +75,11 @@ def prepare_data(config: RunConfig) -> tuple[Tokenizer, Splits, str]:
         return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
 
     unsup = dataset.unsup[: train_config.limit_reviews or None]
-    unlabelled = [tokenize(r.text) for r in unsup] if train_config.embeddings == "word2vec" else []
+    needs_word2vec = train_config.embeddings == "word2vec" and not train_config.init_from
+    unlabelled = [tokenize(r.text) for r in unsup] if needs_word2vec else []
     splits = Splits(
         train=(
-            [vocabulary.encode(t)[:cap] or [1] for t in train_tokens],
+            [tokenizer.encode_tokens(t, cap).ids for t in train_tokens],
             [r.label for r in train],
         ),
         validation=encode(validation),
