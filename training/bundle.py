@@ -53,6 +53,23 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
+def plot_lm_curves(history: list[dict], path: Path) -> None:
+    """Language-model perplexity during pretraining: training batch vs held-out reviews."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    epochs = [h["epoch"] for h in history]
+    axis.plot(epochs, [h["train_perplexity"] for h in history], "o-", label="train (last batch)")
+    for name in ("forward", "backward"):
+        if f"{name}_perplexity" in history[0]:
+            values = [h[f"{name}_perplexity"] for h in history]
+            axis.plot(epochs, values, "o-", label=f"held out, {name} direction")
+    axis.set(xlabel="epoch", ylabel="perplexity", title="language-model pretraining", yscale="log")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def plot_test(labels: np.ndarray, positive: np.ndarray, confusion: list[list[int]], path: Path) -> None:
     """Confusion matrix and reliability diagram on the test set."""
     figure, (matrix_axis, reliability_axis) = plt.subplots(1, 2, figsize=(10, 4))
@@ -103,6 +120,8 @@ def write_bundle(folder: Path, model, tokenizer, splits, config, history: list[d
         positives[name] = predict_positive(session, sequences)
         evaluations[name] = classification_metrics(labels, positives[name])
     plot_curves(history, folder / "training_curves.png")
+    if extra.get("pretraining"):
+        plot_lm_curves(extra["pretraining"]["history"], folder / "pretraining_curves.png")
     plot_test(
         np.asarray(splits.test[1]),
         positives["test"],
@@ -150,6 +169,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
             "machine": extra["machine"],
             "embeddings": extra["embeddings"],
             "self_training": extra.get("self_training", "none"),
+            "pretraining": extra.get("pretraining"),
             "history": history,
         },
         "onnx": {
@@ -217,10 +237,31 @@ ONNX (opset {card["onnx"]["opset"]}) vs PyTorch on {card["parity"]["reviews"]} v
 {card["training"]["epochs_run"]} epochs (best: {card["training"]["best_epoch"]}),
 {card["training"]["seconds"] / 60:.1f} min on {card["training"]["machine"]}; embeddings:
 {card["training"]["embeddings"]}. Reviews are cut to their first {card["max_tokens"]} tokens.
-
+{_pretraining_section(card["training"].get("pretraining"))}
 ## Limitations
 
 English movie reviews only; sarcasm, mixed reviews and text far from IMDB's style are read
 less reliably. The score is a probability from a model calibrated only on IMDB
 (test ECE {test["ece"]:.4f}).
+"""
+
+
+def _pretraining_section(pretraining: dict | None) -> str:
+    if not pretraining:
+        return ""
+    final, corpus = pretraining["final"], pretraining["corpus"]
+    directions = ", ".join(
+        f"{name} {final[f'{name}_perplexity']:.1f}"
+        for name in ("forward", "backward")
+        if f"{name}_perplexity" in final
+    )
+    return f"""
+### Language-model pretraining
+
+The embedding and encoder were first trained to predict the next token (each direction in its
+own reading direction) for {pretraining["epochs"]} epochs over {corpus["reviews"]:,} training and
+unlabelled reviews ({corpus["tokens"]:,} tokens), in {pretraining["seconds"] / 60:.1f} min.
+Perplexity on the {corpus["held_out"]:,} held-out validation reviews at the end: {directions}.
+
+![pretraining curves](pretraining_curves.png)
 """

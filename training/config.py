@@ -41,7 +41,11 @@ class TrainConfig:
     patience: int = _opt(2, "epochs without a better validation accuracy before stopping")
     embeddings: str = _opt("word2vec", "embedding init: 'random', 'word2vec' or a GloVe text file path")
     word2vec_epochs: int = _opt(5, "word2vec epochs over the training split plus unlabelled reviews")
-    init_from: str = _opt("", "checkpoint (.pt) whose weights to start from; its model config must match")
+    init_from: str = _opt(
+        "",
+        "checkpoint (.pt) to start from: a classifier's (same model config) or a language model's "
+        "from training.pretrain (its embedding and encoder)",
+    )
     pseudo_labels: str = _opt("", "bundle that labels the unlabelled reviews for self-training ('' = none)")
     pseudo_threshold: float = _opt(0.95, "P(label) a pseudo-labelled review needs to join training")
     limit_reviews: int = _opt(0, "use only this many reviews per part and label (0: all); for smoke runs")

@@ -38,6 +38,7 @@ from training.data import (
     stratified_split,
     take_per_label,
 )
+from training.pretrain import LM_KIND, load_pretrained, pretraining_summary
 
 
 @dataclass
@@ -59,12 +60,18 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_data(config: RunConfig) -> tuple[Tokenizer, Splits, str]:
-    """Read, split and tokenise the dataset; build the vocabulary on the training split only."""
+def prepare_data(
+    config: RunConfig, unlabelled: bool = False, test: bool = True
+) -> tuple[Tokenizer, Splits, str]:
+    """Read, split and tokenise the dataset; build the vocabulary on the training split only.
+
+    The unlabelled reviews are tokenised when word2vec needs them or ``unlabelled`` asks;
+    ``test=False`` leaves the test split empty (language-model pretraining never reads it).
+    """
     train_config = config.train
     dataset = load_imdb(train_config.data, expect_full=not train_config.limit_reviews)
     labelled = take_per_label(dataset.train, train_config.limit_reviews)
-    test = take_per_label(dataset.test, train_config.limit_reviews)
+    test_reviews = take_per_label(dataset.test, train_config.limit_reviews) if test else []
     train, validation = stratified_split(labelled, train_config.validation_fraction, train_config.seed)
     train_tokens = [tokenize(r.text) for r in tqdm(train, desc="tokenise train", leave=False)]
     vocabulary = Vocabulary.build(train_tokens, train_config.vocab_size, train_config.min_count)
@@ -76,15 +83,19 @@ def prepare_data(config: RunConfig) -> tuple[Tokenizer, Splits, str]:
 
     unsup = dataset.unsup[: train_config.limit_reviews or None]
     needs_word2vec = train_config.embeddings == "word2vec" and not train_config.init_from
-    unlabelled = [tokenize(r.text) for r in unsup] if needs_word2vec else []
+    unlabelled_tokens = (
+        [tokenize(r.text) for r in tqdm(unsup, desc="tokenise unlabelled", leave=False)]
+        if needs_word2vec or unlabelled
+        else []
+    )
     splits = Splits(
         train=(
             [tokenizer.encode_tokens(t, cap).ids for t in train_tokens],
             [r.label for r in train],
         ),
         validation=encode(validation),
-        test=encode(test),
-        unlabelled_tokens=unlabelled,
+        test=encode(test_reviews),
+        unlabelled_tokens=unlabelled_tokens,
         train_tokens=train_tokens,
         unlabelled_texts=[r.text for r in unsup],
     )
@@ -308,6 +319,9 @@ def build_model(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> tupl
     model = SentimentClassifier(model_config)
     if config.train.init_from:
         start = torch.load(config.train.init_from, weights_only=False)
+        if start.get("kind") == LM_KIND:
+            load_pretrained(model, start, tokenizer, config.train.init_from)
+            return model, f"embedding and encoder from the language model {config.train.init_from}"
         if start["model_config"] != model_config.to_dict():
             raise ValueError(f"{config.train.init_from}: its model config differs from this run's")
         model.load_state_dict(start["model_state"])
@@ -330,6 +344,7 @@ def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
     tokenizer, splits, source = prepare_data(config)
     model, embedding_note = build_model(config, tokenizer, splits)
     pseudo_note = add_pseudo_labels(config, tokenizer, splits)
+    pretraining = pretraining_summary(config.train.init_from)
     history, seconds = fit(model, splits, config, output, resume)
     return write_bundle(
         output / "bundle",
@@ -346,6 +361,7 @@ def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
             "train_size": len(splits.train[1]),
             "parity_sample": parity_sample(splits.validation[0]),
             "self_training": pseudo_note,
+            "pretraining": pretraining,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         },
     )

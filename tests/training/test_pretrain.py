@@ -1,0 +1,127 @@
+"""Language-model pretraining: each direction predicts only from what it has read, and the
+fine-tuned classifier starts from exactly the pretrained embedding and encoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from model.bundle import load_card
+from model.config import ModelConfig
+from training import pretrain, train
+from training.config import load_run_config
+from training.pretrain import LanguageModel, adaptive_cutoffs
+
+
+def _tiny_lm(cell: str, bidirectional: bool = True) -> LanguageModel:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=50, embed_dim=6, hidden_size=16, bidirectional=bidirectional, cell=cell)
+    return LanguageModel(config).eval()
+
+
+def _log_prob(model: LanguageModel, direction: int, ids: list[int], position: int) -> torch.Tensor:
+    """Log-probability of ``ids[position]``, from the state of the review read alone up to it."""
+    hidden = model.config.hidden_size
+    if direction == 0:  # the forward direction has read ids[:position]
+        seen = torch.tensor([ids[:position]])
+        state = model.encoder(model.embedding(seen), torch.tensor([position]))[0, -1, :hidden]
+    else:  # the backward direction has read ids[position + 1:], from the end
+        seen = torch.tensor([ids[position + 1 :]])
+        state = model.encoder(model.embedding(seen), torch.tensor([seen.shape[1]]))[0, 0, hidden:]
+    return model.softmax[direction].log_prob(state.unsqueeze(0))[0, ids[position]]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole", "gru", "rnn"])
+def test_each_direction_predicts_from_its_own_past_only(cell: str) -> None:
+    model = _tiny_lm(cell)
+    reviews = [[5, 9, 2, 33, 7, 41, 3], [8, 1, 12, 49]]
+    width = max(map(len, reviews))
+    token_ids = torch.tensor([r + [0] * (width - len(r)) for r in reviews])
+    with torch.no_grad():
+        forward_nll, backward_nll, count = model(token_ids, torch.tensor([7, 4]))
+        expected_forward = -sum(_log_prob(model, 0, r, t) for r in reviews for t in range(1, len(r)))
+        expected_backward = -sum(_log_prob(model, 1, r, t) for r in reviews for t in range(len(r) - 1))
+    assert int(count) == 6 + 3
+    assert forward_nll.item() == pytest.approx(expected_forward.item(), abs=1e-4)
+    assert backward_nll.item() == pytest.approx(expected_backward.item(), abs=1e-4)
+
+
+def test_unidirectional_model_has_one_loss() -> None:
+    model = _tiny_lm("lstm", bidirectional=False)
+    losses = model(torch.tensor([[4, 5, 6]]), torch.tensor([3]))
+    assert len(losses) == 2 and int(losses[1]) == 2
+
+
+def test_stacked_bidirectional_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="stacked bidirectional"):
+        LanguageModel(ModelConfig(vocab_size=50, num_layers=2, bidirectional=True))
+
+
+def test_adaptive_cutoffs_follow_word_frequency_ranks() -> None:
+    assert adaptive_cutoffs(20000) == [2000, 10000]
+    for size in (3, 10, 50, 20000):
+        cutoffs = adaptive_cutoffs(size)
+        assert cutoffs == sorted(set(cutoffs)) and all(0 < c < size for c in cutoffs)
+
+
+TINY = [
+    "--embed-dim",
+    "16",
+    "--hidden-size",
+    "8",
+    "--limit-reviews",
+    "40",
+    "--max-tokens",
+    "200",
+    "--batch-size",
+    "16",
+    "--embeddings",
+    "random",
+    "--threads",
+    "2",
+]
+
+
+@pytest.mark.slow
+def test_pretrain_then_fine_tune(tmp_path, imdb_archive) -> None:
+    lm_dir, run_dir = tmp_path / "lm", tmp_path / "run"
+    data = ["--data", str(imdb_archive)]
+    pretrain.main([*data, *TINY, "--output", str(lm_dir), "--epochs", "2"])
+    checkpoint = lm_dir / "lm.pt"
+    records = [json.loads(line) for line in (lm_dir / "lm_metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["epoch"] == 2.0 and (lm_dir / "lm_curves.png").is_file()
+    assert all(r["forward_perplexity"] > 1 and r["backward_perplexity"] > 1 for r in records)
+    # two epochs of a language model learn something: held-out perplexity falls
+    assert records[-1]["forward_perplexity"] < records[0]["forward_perplexity"]
+
+    # the classifier starts from exactly the pretrained embedding and encoder
+    fine_tune = [*data, *TINY, "--output", str(run_dir), "--init-from", str(checkpoint)]
+    overrides = {
+        "train.data": str(imdb_archive),
+        "train.limit_reviews": 40,
+        "train.max_tokens": 200,
+        "train.embeddings": "random",
+        "train.init_from": str(checkpoint),
+        "model.embed_dim": 16,
+        "model.hidden_size": 8,
+    }
+    config = load_run_config(None, overrides)
+    tokenizer, splits, _ = train.prepare_data(config)
+    model, note = train.build_model(config, tokenizer, splits)
+    saved = torch.load(checkpoint, weights_only=False)["model_state"]
+    for name, value in model.state_dict().items():
+        if name.startswith(("embedding.", "encoder.")):
+            assert torch.equal(value, saved[name]), name
+    assert note.startswith("embedding and encoder from the language model")
+
+    train.main([*fine_tune, "--epochs", "1"])
+    card = load_card(run_dir / "bundle")
+    assert card["training"]["pretraining"]["corpus"]["held_out"] == 8
+    assert (run_dir / "bundle" / "pretraining_curves.png").is_file()
+    assert "Language-model pretraining" in (run_dir / "bundle" / "MODEL_CARD.md").read_text()
+
+    # a different vocabulary cannot reuse the language model
+    with pytest.raises(SystemExit, match="vocabulary differs"):
+        train.main([*fine_tune, "--epochs", "1", "--vocab-size", "100"])
