@@ -38,6 +38,9 @@ class TrainConfig:
     warmup_fraction: float = _opt(0.1, "fraction of steps of linear warm-up before cosine decay")
     clip_norm: float = _opt(1.0, "gradient-norm clipping threshold")
     embedding_lr_scale: float = _opt(1.0, "embedding learning rate / learning rate (0: frozen embeddings)")
+    freeze_epochs: int = _opt(
+        0, "first epochs that train only the classifier head, the pretrained layers frozen (ULMFiT)"
+    )
     patience: int = _opt(2, "epochs without a better validation accuracy before stopping")
     embeddings: str = _opt("word2vec", "embedding init: 'random', 'word2vec' or a GloVe text file path")
     word2vec_epochs: int = _opt(5, "word2vec epochs over the training split plus unlabelled reviews")

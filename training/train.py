@@ -184,6 +184,16 @@ def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def freeze_pretrained(model: nn.Module, config: RunConfig, frozen: bool) -> None:
+    """Freeze or thaw the embedding and encoder (gradual unfreezing: the new head learns first,
+    so its random gradients do not wreck pretrained weights). A zero embedding rate stays frozen."""
+    for name, parameter in model.named_parameters():
+        if name.startswith("encoder."):
+            parameter.requires_grad_(not frozen)
+        elif name.startswith("embedding."):
+            parameter.requires_grad_(not frozen and config.train.embedding_lr_scale > 0)
+
+
 def to_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A :class:`Batch` as (token ids, lengths, labels) tensors."""
     return (
@@ -282,6 +292,7 @@ def fit(model, splits: Splits, config: RunConfig, output: Path, resume: bool) ->
         state["epoch"] < config.train.epochs and state["epoch"] - state["best_epoch"] < config.train.patience
     ):
         state["epoch"] += 1
+        freeze_pretrained(model, config, frozen=state["epoch"] <= config.train.freeze_epochs)
         record = {
             "epoch": state["epoch"],
             **train_epoch(model, optimizer, scheduler, splits.train, config, state["epoch"]),

@@ -125,3 +125,26 @@ def test_pretrain_then_fine_tune(tmp_path, imdb_archive) -> None:
     # a different vocabulary cannot reuse the language model
     with pytest.raises(SystemExit, match="vocabulary differs"):
         train.main([*fine_tune, "--epochs", "1", "--vocab-size", "100"])
+
+
+@pytest.mark.parametrize("freeze_epochs", [0, 1])
+def test_frozen_epochs_train_only_the_head(tmp_path, freeze_epochs: int) -> None:
+    settings = {"train.epochs": 1, "train.batch_size": 4, "model.embed_dim": 6, "model.hidden_size": 4}
+    config = load_run_config(None, {**settings, "train.freeze_epochs": freeze_epochs})
+    torch.manual_seed(0)
+    sequences = [torch.randint(2, 30, (int(n),)).tolist() for n in torch.randint(1, 12, (16,))]
+    labels = [i % 2 for i in range(16)]
+    splits = train.Splits(
+        train=(sequences, labels),
+        validation=(sequences[:4], labels[:4]),
+        test=([], []),
+        unlabelled_tokens=[],
+        train_tokens=[],
+        unlabelled_texts=[],
+    )
+    model = train.SentimentClassifier(config.model_config(30))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    train.fit(model, splits, config, tmp_path, resume=False)
+    for name, value in model.state_dict().items():
+        changed = not torch.equal(value, start[name])
+        assert changed == (name.startswith("head.") or not freeze_epochs), name
