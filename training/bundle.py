@@ -138,6 +138,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
     data_path = Path(extra["data_path"])
     return {
         "card_version": CARD_VERSION,
+        "fingerprint": extra.get("fingerprint"),
         "name": config.train.name,
         "version": dt.datetime.now(dt.UTC).strftime("%Y.%m.%d-%H%M"),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -9,6 +9,7 @@ Writes into ``--output``: ``checkpoint.pt`` (last epoch, for ``--resume``), ``be
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from model.bundle import CARD_FILE, ONNX_FILE
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
@@ -35,6 +37,7 @@ from training.data import (
     fetch_if_missing,
     load_imdb,
     resolve_path,
+    sha256_of,
     stratified_split,
     take_per_label,
 )
@@ -343,6 +346,28 @@ def build_model(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> tupl
     return model, embedding_note
 
 
+def fingerprint(config: RunConfig) -> str:
+    """What decides a bundle's weights: the configuration and the data's sha256 (not where the
+    output goes, nor the thread count). Equal fingerprints let ``--skip-if-current`` skip."""
+    path = resolve_path(config.train.data)
+    data = sha256_of(path) if path.is_file() else str(path.resolve())
+    ignored = {"output", "data", "threads"}
+    train_values = {k: v for k, v in asdict(config.train).items() if k not in ignored}
+    described = json.dumps({"model": config.model, "train": train_values, "data": data}, sort_keys=True)
+    return hashlib.sha256(described.encode()).hexdigest()
+
+
+def current_bundle(config: RunConfig) -> Path | None:
+    """The output's bundle if it was made from this very configuration and data, else None."""
+    bundle = Path(config.train.output) / "bundle"
+    try:
+        card = json.loads((bundle / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    same = card.get("fingerprint") == fingerprint(config) and (bundle / ONNX_FILE).is_file()
+    return bundle if same else None
+
+
 def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
     """The whole pipeline; returns the bundle folder."""
     from training.bundle import write_bundle
@@ -373,6 +398,7 @@ def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
             "parity_sample": parity_sample(splits.validation[0]),
             "self_training": pseudo_note,
             "pretraining": pretraining,
+            "fingerprint": fingerprint(config),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         },
     )
@@ -384,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt")
     parser.add_argument(
+        "--skip-if-current",
+        action="store_true",
+        help="exit at once if OUTPUT/bundle was made from this configuration and data",
+    )
+    parser.add_argument(
         "--download",
         action="store_true",
         help="download the official archive to --data's path if no file is there",
@@ -394,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         config = load_run_config(args.config, overrides)
         if args.download:
             fetch_if_missing(config.train.data)
+        if args.skip_if_current and (bundle := current_bundle(config)):
+            print(f"{bundle} was made from this configuration and data: nothing to do")
+            return
         bundle = run(
             config,
             resume=args.resume,

@@ -38,7 +38,7 @@ TINY = [
 
 
 @pytest.mark.slow
-def test_train_export_evaluate_and_resume(tmp_path, imdb_archive) -> None:
+def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys) -> None:
     output = tmp_path / "run"
     args = ["--data", str(imdb_archive), "--output", str(output), *TINY]
     train.main([*args, "--epochs", "1"])
@@ -83,8 +83,15 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive) -> None:
     )[0]
     assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-6
 
+    # the compose train job: the same configuration and data again is a quick no-op
+    card_text = (bundle / "model_card.json").read_text()
+    assert len(load_card(bundle)["fingerprint"]) == 64
+    train.main([*args, "--epochs", "1", "--skip-if-current"])
+    assert "nothing to do" in capsys.readouterr().out
+    assert (bundle / "model_card.json").read_text() == card_text
+
     # resuming continues from the saved epoch instead of starting over
-    train.main([*args, "--epochs", "2", "--resume"])
+    train.main([*args, "--epochs", "2", "--resume", "--skip-if-current"])  # a new config: trains
     history = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert load_card(bundle)["training"]["epochs_run"] == 2

