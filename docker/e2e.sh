@@ -94,8 +94,30 @@ assert trace["tokens"] and trace["layers"], trace.keys()
 print(f"e2e: /v1/trace covers {len(trace['tokens'])} tokens")
 PY
 
+say "two API replicas behind one port (docker/compose.scale.yml); train sees its bundle is current"
+compose -f docker/compose.scale.yml up --build --wait --quiet-pull --scale api=2
+compose logs train | grep -q "nothing to do" || { say "train job was not idempotent"; exit 1; }
+python3 - "${API_PORT}" << 'PY'
+import json
+import sys
+import urllib.request
+
+for _ in range(40):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{sys.argv[1]}/v1/predict",
+        json.dumps({"text": "A dull, lifeless film."}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.load(response)["label"] in ("negative", "positive")
+PY
+served="$(compose -f docker/compose.scale.yml logs --no-color api 2> /dev/null \
+    | grep 'POST /v1/predict' | awk '{print $1}' | sort | uniq -c)"
+echo "${served}" | sed 's/^/e2e:   /'
+[ "$(echo "${served}" | grep -c .)" -ge 2 ] || { say "the requests did not reach both replicas"; exit 1; }
+
 say "compose down -v"
-compose down -v --remove-orphans
+compose -f docker/compose.scale.yml down -v --remove-orphans
 left="$(docker ps -aq; docker volume ls -q; docker network ls -q --filter "name=${COMPOSE_PROJECT_NAME}")"
 [ -z "${left}" ] || { say "left behind: ${left}"; exit 1; }
 say "passed in $(( $(date +%s) - started )) s; nothing left behind"

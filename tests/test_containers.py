@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
@@ -59,15 +60,48 @@ def test_hadolint(dockerfile: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("compose_file", ["docker-compose.yml", "docker/compose.ci.yml"])
-def test_compose_spec_schema(compose_file: str) -> None:
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's merge tags (``!reset``, ``!override``) read as their plain values."""
+
+
+for _tag in ("!reset", "!override"):
+    _ComposeLoader.add_constructor(
+        _tag,
+        lambda loader, node: (
+            loader.construct_sequence(node)
+            if isinstance(node, yaml.SequenceNode)
+            else loader.construct_mapping(node)
+            if isinstance(node, yaml.MappingNode)
+            else loader.construct_scalar(node)
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "compose_file", ["docker-compose.yml", "docker/compose.ci.yml", "docker/compose.scale.yml"]
+)
+def test_compose_spec_schema(compose_file: str, tmp_path) -> None:
+    # check-jsonschema's YAML reader knows no compose tags: it validates the same data as JSON
+    data = yaml.load((ROOT / compose_file).read_text(), Loader=_ComposeLoader)
+    instance = tmp_path / "compose.json"
+    instance.write_text(json.dumps(data))
     result = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", compose_file],
-        cwd=ROOT,
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(instance)],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_can_fail(tmp_path) -> None:
+    instance = tmp_path / "compose.json"
+    instance.write_text(json.dumps({"services": {"api": {"ports": "8000", "depends_on": 3}}}))
+    result = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(instance)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -156,3 +190,16 @@ def test_ci_override_shrinks_training_only(tmp_path) -> None:
     for flag in ("--data", "--output", "--config"):
         assert _option(ci_train["command"], flag) == _option(train["command"], flag)
     assert "--skip-if-current" in ci_train["command"] and "--limit-reviews" in ci_train["command"]
+
+
+def test_scaled_replicas_sit_behind_one_port(tmp_path) -> None:
+    config = _config(tmp_path, "-f", "docker-compose.yml", "-f", "docker/compose.scale.yml")
+    api, lb = config["services"]["api"], config["services"]["lb"]
+    assert not api.get("ports"), "replicas publish no port of their own, or a second one would clash"
+    (port,) = lb["ports"]
+    assert (port["host_ip"], port["published"], port["target"]) == ("127.0.0.1", "8000", 8000)
+    assert lb["depends_on"]["api"]["condition"] == "service_healthy"
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    assert re.search(r"server api:(\d+)", nginx).group(1) == "8000"  # the API's container port
+    assert re.search(r"listen (\d+);", nginx).group(1) == str(port["target"])
+    assert "/readyz" in lb["healthcheck"]["test"][-1]

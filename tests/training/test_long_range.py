@@ -1,0 +1,40 @@
+"""The long-range dependency study: its task, its gradient measurement and its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from training import long_range
+
+
+def test_the_first_token_decides_the_label() -> None:
+    ids, labels = long_range.make_batch(64, 30, torch.Generator().manual_seed(0))
+    assert ids.shape == (64, 30)
+    assert torch.equal(ids[:, 0], torch.tensor(long_range.MARKERS)[labels])
+    noise = ids[:, 1:]
+    assert noise.min() >= long_range.NOISE.start and noise.max() < long_range.NOISE.stop
+    assert 0 < labels.float().mean() < 1
+
+
+def test_gradient_vanishes_through_a_plain_rnn_not_an_lstm() -> None:
+    torch.set_num_threads(1)
+    probe = long_range.make_batch(64, 60, torch.Generator().manual_seed(1))
+    ratios = {}
+    for cell in ("rnn", "lstm"):
+        norms = long_range.input_gradient_norms(long_range.build(cell, 32, seed=0), *probe)
+        assert len(norms) == 60 and all(n >= 0 for n in norms)
+        ratios[cell] = norms[0] / norms[-1]
+    # at initialisation the plain RNN passes back, over 60 steps, a millionth of what the LSTM does
+    # (measured: about 4e-19 vs 9e-6 of the last step's gradient)
+    assert ratios["rnn"] < 1e-6 * ratios["lstm"]
+
+
+def test_main_writes_the_table_data_and_plot(tmp_path, capsys) -> None:
+    long_range.main(["--length", "12", "--steps", "3", "--cells", "rnn", "gru", "--output", str(tmp_path)])
+    record = json.loads((tmp_path / "long_range.json").read_text())
+    assert [r["cell"] for r in record["results"]] == ["rnn", "gru"]
+    assert all(len(r["gradients_at_init"]) == 12 for r in record["results"])
+    assert (tmp_path / "long_range.png").stat().st_size > 0
+    assert "rnn" in capsys.readouterr().out
