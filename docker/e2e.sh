@@ -58,7 +58,7 @@ if [ -n "${torch_wheel}" ] && [ ! -e "docker/wheels/$(basename "${torch_wheel}")
 fi
 
 say "compose up (API on 127.0.0.1:${API_PORT})"
-compose up --build --wait --quiet-pull
+compose up --build --wait --quiet-build --quiet-pull
 say "up in $(( $(date +%s) - started )) s"
 
 python3 - "${API_PORT}" << 'PY'
@@ -95,7 +95,7 @@ print(f"e2e: /v1/trace covers {len(trace['tokens'])} tokens")
 PY
 
 say "two API replicas behind one port (docker/compose.scale.yml); train sees its bundle is current"
-compose -f docker/compose.scale.yml up --build --wait --quiet-pull --scale api=2
+compose -f docker/compose.scale.yml up --build --wait --quiet-build --quiet-pull --scale api=2
 compose logs train | grep -q "nothing to do" || { say "train job was not idempotent"; exit 1; }
 python3 - "${API_PORT}" << 'PY'
 import json

@@ -2,6 +2,7 @@
 # same base as the other images so it needs no registry of its own.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
+ARG DEBIAN_FRONTEND=noninteractive
 # the base's own Debian release decides nginx's version
 # hadolint ignore=DL3008
 RUN apt-get update \
