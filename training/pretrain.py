@@ -135,11 +135,27 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
     history: list[dict] = []
     started, tokens, step = time.perf_counter(), 0, 0
     (output / "lm_metrics.jsonl").write_text("")
+
+    def evaluate(epoch_progress: float, train_loss: float) -> None:
+        seconds = time.perf_counter() - started
+        record = {
+            "epoch": round(epoch_progress, 2),
+            "step": step,
+            "train_perplexity": round(math.exp(train_loss), 2),
+            **perplexity(model, held_out, batch_size),
+            "seconds": round(seconds, 1),
+            "tokens_per_second": round(tokens / seconds),
+        }
+        history.append(record)
+        with (output / "lm_metrics.jsonl").open("a") as log:
+            log.write(json.dumps(record) + "\n")
+        tqdm.write(json.dumps(record))
+
     for epoch in range(1, config.train.epochs + 1):
         model.train()
         batches = lm_batches(corpus, batch_size, config.train.seed + epoch)
         progress = tqdm(batches, total=steps_per_epoch, desc=f"LM epoch {epoch}", unit="batch")
-        for token_ids, lengths in progress:
+        for index, (token_ids, lengths) in enumerate(progress, start=1):
             *losses, predicted = model(token_ids, lengths)
             loss = torch.stack(losses).sum() / (predicted * len(losses))
             optimizer.zero_grad(set_to_none=True)
@@ -150,20 +166,10 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
             step += 1
             tokens += int(lengths.sum())
             progress.set_postfix(train_ppl=f"{math.exp(loss.item()):.1f}")
-            if step % evaluate_every == 0 or step == steps_per_epoch * config.train.epochs:
-                seconds = time.perf_counter() - started
-                record = {
-                    "epoch": round(step / steps_per_epoch, 2),
-                    "step": step,
-                    "train_perplexity": round(math.exp(loss.item()), 2),
-                    **perplexity(model, held_out, batch_size),
-                    "seconds": round(seconds, 1),
-                    "tokens_per_second": round(tokens / seconds),
-                }
-                history.append(record)
-                with (output / "lm_metrics.jsonl").open("a") as log:
-                    log.write(json.dumps(record) + "\n")
-                progress.write(json.dumps(record))
+            # a few times an epoch, but not just before the end-of-epoch evaluation
+            if index % evaluate_every == 0 and steps_per_epoch - index >= evaluate_every // 2:
+                evaluate(epoch - 1 + index / steps_per_epoch, loss.item())
+        evaluate(epoch, loss.item())
     path = output / LM_FILE
     torch.save(
         {
