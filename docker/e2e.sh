@@ -60,6 +60,7 @@ fi
 say "compose up (API on 127.0.0.1:${API_PORT})"
 compose up --build --wait --quiet-build --quiet-pull
 say "up in $(( $(date +%s) - started )) s"
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^imdb-' | sed 's/^/e2e: image /'
 
 python3 - "${API_PORT}" << 'PY'
 """The freshly trained bundle answers through the published port."""
