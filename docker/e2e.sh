@@ -60,7 +60,6 @@ fi
 say "compose up (API on 127.0.0.1:${API_PORT})"
 compose up --build --wait --quiet-build --quiet-pull
 say "up in $(( $(date +%s) - started )) s"
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^imdb-' | sed 's/^/e2e: image /'
 
 python3 - "${API_PORT}" << 'PY'
 """The freshly trained bundle answers through the published port."""
@@ -117,6 +116,7 @@ served="$(compose -f docker/compose.scale.yml logs --no-color api 2> /dev/null \
 echo "${served}" | sed 's/^/e2e:   /'
 [ "$(echo "${served}" | grep -c .)" -ge 2 ] || { say "the requests did not reach both replicas"; exit 1; }
 
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^imdb-' | sed 's/^/e2e: image /'
 say "compose down -v"
 compose -f docker/compose.scale.yml down -v --remove-orphans
 left="$(docker ps -aq; docker volume ls -q; docker network ls -q --filter "name=${COMPOSE_PROJECT_NAME}")"
