@@ -33,7 +33,7 @@ dockerd_pid=$!
 copied_wheel=""
 cleanup() {
     status=$?
-    compose down -v --remove-orphans > /dev/null 2>&1 || true
+    compose --profile shipped -f docker/compose.scale.yml down -v --remove-orphans > /dev/null 2>&1 || true
     kill "${dockerd_pid}" 2> /dev/null && wait "${dockerd_pid}" 2> /dev/null || true
     [ -z "${copied_wheel}" ] || rm -f "${copied_wheel}"
     [ "${status}" -eq 0 ] || tail -n 20 "${run}/dockerd.log" >&2
@@ -119,6 +119,20 @@ echo "${served}" | sed 's/^/e2e:   /'
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^imdb-' | sed 's/^/e2e: image /'
 say "compose down -v"
 compose -f docker/compose.scale.yml down -v --remove-orphans
+
+say "profile shipped: the API alone, on the model inside its image"
+compose --profile shipped up --build --wait --quiet-build api-shipped
+python3 - "${API_PORT}" models/default/model_card.json << 'PY'
+import json
+import sys
+import urllib.request
+
+served = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v1/model", timeout=30))
+shipped = json.load(open(sys.argv[2]))
+assert served["version"] == shipped["version"], (served["version"], shipped["version"])
+print(f"e2e: api-shipped serves models/default, version {served['version']}")
+PY
+compose --profile shipped down -v --remove-orphans
 left="$(docker ps -aq; docker volume ls -q; docker network ls -q --filter "name=${COMPOSE_PROJECT_NAME}")"
 [ -z "${left}" ] || { say "left behind: ${left}"; exit 1; }
 say "passed in $(( $(date +%s) - started )) s; nothing left behind"
