@@ -59,6 +59,11 @@ def inference_times(bundle: Path, reviews, count: int, threads: int) -> dict:
     tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
     session = onnx_session(bundle / ONNX_FILE, threads)
     sequences = [tokenizer.encode(r.text, card["max_tokens"]) for r in reviews[:count]]
+    return time_sequences(session, sequences)
+
+
+def time_sequences(session, sequences: Sequence[Sequence[int]]) -> dict:
+    """onnxruntime milliseconds per token-id sequence: one at a time (median) and batched by 64."""
     predict_positive(session, sequences[:8])  # warm-up
     single = []
     for sequence in sequences:

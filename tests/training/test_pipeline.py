@@ -135,7 +135,17 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["training.train", "training.evaluate", "bench.pipeline", "bench.service", "app"]
+    "module",
+    [
+        "training.train",
+        "training.pretrain",
+        "training.evaluate",
+        "training.variants",
+        "training.long_range",
+        "bench.pipeline",
+        "bench.service",
+        "app",
+    ],
 )
 def test_cli_help_runs(module: str) -> None:
     result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)

@@ -1,0 +1,51 @@
+"""The variant study: every cell trains, exports and is measured under one budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training import variants
+
+
+@pytest.mark.slow
+def test_every_variant_gets_a_row(tmp_path, imdb_archive) -> None:
+    docs = tmp_path / "docs"
+    variants.main(
+        [
+            "--data",
+            str(imdb_archive),
+            "--limit-reviews",
+            "30",
+            "--epochs",
+            "1",
+            "--embed-dim",
+            "8",
+            "--hidden-size",
+            "4",
+            "--embeddings",
+            "random",
+            "--max-tokens",
+            "60",
+            "--threads",
+            "1",
+            "--output",
+            str(tmp_path / "runs"),
+            "--docs",
+            str(docs),
+        ]
+    )
+    rows = json.loads((docs / "variants.json").read_text())["rows"]
+    assert [r["variant"] for r in rows] == list(variants.VARIANTS)
+    by_name = {r["variant"]: r for r in rows}
+    # the architectures really differ: a second direction or layer adds recurrent weights
+    assert by_name["BiLSTM"]["parameters"] > by_name["LSTM"]["parameters"]
+    assert by_name["2-layer LSTM"]["parameters"] > by_name["LSTM"]["parameters"]
+    assert by_name["LSTM"]["parameters"] > by_name["GRU"]["parameters"] > by_name["RNN"]["parameters"]
+    assert by_name["peephole LSTM"]["parameters"] == by_name["LSTM"]["parameters"] + 3 * 4  # (i, f, o)
+    for row in rows:
+        assert row["test_examples"] == 60 and 0 <= row["test_accuracy"] <= 1 and row["ms_per_review"] > 0
+    table = (docs / "variants.md").read_text()
+    assert all(f"| {name} |" in table for name in variants.VARIANTS)
+    assert (docs / "variants.png").stat().st_size > 0

@@ -1,0 +1,170 @@
+"""The course's comparison, measured: plain RNN, GRU, LSTM, peephole LSTM, bidirectional LSTM
+and a 2-layer LSTM, trained under one fixed budget on the same data.
+
+    python -m training.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
+        --epochs 2 --output runs/variants --docs docs
+
+The dataset is read and tokenised once; every variant then gets the same training settings
+(the config file and flags: epochs, batch size, learning rate, data slice...), is exported
+and evaluated through onnxruntime like any bundle, and its time per review is measured on
+validation reviews, one at a time. Writes ``variants.json``, ``variants.md`` (a table) and
+``variants.png`` into ``--docs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from model.bundle import ONNX_FILE, load_card
+from model.network import SentimentClassifier
+from training.config import RunConfig, add_arguments, load_run_config
+from training.data import DatasetError
+
+VARIANTS: dict[str, dict] = {
+    "RNN": {"cell": "rnn", "bidirectional": False, "num_layers": 1},
+    "GRU": {"cell": "gru", "bidirectional": False, "num_layers": 1},
+    "LSTM": {"cell": "lstm", "bidirectional": False, "num_layers": 1},
+    "peephole LSTM": {"cell": "peephole", "bidirectional": False, "num_layers": 1},
+    "BiLSTM": {"cell": "lstm", "bidirectional": True, "num_layers": 1},
+    "2-layer LSTM": {"cell": "lstm", "bidirectional": False, "num_layers": 2},
+}
+
+
+def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, output: Path) -> dict:
+    """Train, export and evaluate one variant from the shared ``start`` (vectors, note)."""
+    from bench.pipeline import time_sequences
+    from training.bundle import write_bundle
+    from training.evaluate import onnx_session
+    from training.train import fit, parity_sample, set_seed
+
+    folder = output / name.lower().replace(" ", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    variant = RunConfig(
+        model={**config.model, **VARIANTS[name]}, train=replace(config.train, output=str(folder))
+    )
+    set_seed(variant.train.seed)
+    model = SentimentClassifier(variant.model_config(len(tokenizer.vocabulary)))
+    vectors, note = start
+    if vectors is not None:
+        model.embedding.weight.data.copy_(torch.from_numpy(vectors))
+    (folder / "metrics.jsonl").unlink(missing_ok=True)
+    history, seconds = fit(model, splits, variant, folder, resume=False)
+    bundle = write_bundle(
+        folder / "bundle",
+        model,
+        tokenizer,
+        splits,
+        variant,
+        history,
+        {
+            "train_seconds": round(seconds, 1),
+            "embeddings": note,
+            "data_path": str(variant.train.data),
+            "train_size": len(splits.train[1]),
+            "parity_sample": parity_sample(splits.validation[0]),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        },
+    )
+    card = load_card(bundle)
+    timing = time_sequences(onnx_session(bundle / ONNX_FILE, threads=1), splits.validation[0][:300])
+    return {
+        "variant": name,
+        "architecture": card["architecture"],
+        "parameters": card["parameters"],
+        "epochs": len(history),
+        "seconds_per_epoch": round(seconds / len(history), 1),
+        "validation_accuracy": card["metrics"]["validation"]["accuracy"],
+        "test_accuracy": card["metrics"]["test"]["accuracy"],
+        "test_examples": card["metrics"]["test"]["examples"],
+        "ms_per_review": round(timing["single_ms_median"], 3),
+        "median_tokens": timing["median_tokens"],
+    }
+
+
+def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path) -> None:
+    """The table (markdown), the data (JSON) and one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "variants.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    lines = [
+        "# Recurrent cells compared under one budget",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Same data, vocabulary, embeddings ({config.train.embeddings}), "
+        f"{config.train.epochs} epoch(s) at most, batch {config.train.batch_size}, "
+        f"learning rate {config.train.learning_rate}, pooling `{config.model.get('pooling', 'concat')}`, "
+        f"{config.model.get('hidden_size', 128)} units per direction; "
+        "accuracy through onnxruntime; time per review: onnxruntime, 1 thread, one review at a time, "
+        f"median over 300 validation reviews (median {rows[0]['median_tokens']} tokens).",
+        "",
+        "| variant | parameters | s / epoch | validation acc. | test acc. | ms / review |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['variant']} | {r['parameters']:,} | {r['seconds_per_epoch']} | "
+            f"{r['validation_accuracy']:.4f} | {r['test_accuracy']:.4f} ({r['test_examples']:,}) | "
+            f"{r['ms_per_review']} |"
+            for r in rows
+        ),
+        "",
+        "![variants](variants.png)",
+        "",
+    ]
+    (docs / "variants.md").write_text("\n".join(lines))
+    figure, (accuracy_axis, time_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    names = [r["variant"] for r in rows]
+    accuracy_axis.bar(names, [r["test_accuracy"] for r in rows])
+    accuracy_axis.set(title="test accuracy (ONNX)", ylim=(0.5, 1.0))
+    time_axis.bar(names, [r["ms_per_review"] for r in rows])
+    time_axis.set(title="ms per review (onnxruntime, 1 thread)")
+    for axis in (accuracy_axis, time_axis):
+        axis.tick_params(axis="x", rotation=30)
+        axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    figure.savefig(docs / "variants.png", dpi=80)
+    plt.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI entry point."""
+    from training.train import initial_embeddings, prepare_data
+
+    parser = argparse.ArgumentParser(description="Train every recurrent variant under one budget.")
+    add_arguments(parser)
+    parser.add_argument("--docs", type=Path, default=Path("docs"), help="folder for the table and plot")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if "." in k}
+    try:
+        config = load_run_config(args.config, overrides)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        tokenizer, splits, _ = prepare_data(config)
+        output = Path(config.train.output)
+        # the same starting vectors for every variant (word2vec once, not six times)
+        start = initial_embeddings(config, config.model_config(len(tokenizer.vocabulary)), tokenizer, splits)
+        rows = []
+        for name in args.variants:
+            rows.append(run_variant(name, config, tokenizer, splits, start, output))
+            print(json.dumps(rows[-1]))
+    except (DatasetError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    command = "python -m training.variants " + " ".join(sys.argv[1:] if argv is None else argv)
+    write_report(rows, config, command, args.docs)
+    print(f"wrote {args.docs / 'variants.md'}")
+
+
+if __name__ == "__main__":
+    main()
