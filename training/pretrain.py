@@ -114,7 +114,7 @@ def perplexity(model: LanguageModel, sequences: Sequence[Sequence[int]], batch_s
 def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
     """Pretrain on train + unlabelled reviews; returns the checkpoint path."""
     from training.bundle import plot_lm_curves
-    from training.train import build_model, make_optimizer, prepare_data, set_seed
+    from training.train import initial_embeddings, make_optimizer, prepare_data, set_seed
 
     output = Path(config.train.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -122,9 +122,10 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     tokenizer, splits, _ = prepare_data(config, unlabelled=True, test=False)
-    classifier, embedding_note = build_model(config, tokenizer, splits)
-    model = LanguageModel(classifier.config)
-    model.embedding.load_state_dict(classifier.embedding.state_dict())  # word vectors, if chosen
+    model = LanguageModel(config.model_config(len(tokenizer.vocabulary)))
+    vectors, embedding_note = initial_embeddings(config, model.config, tokenizer, splits)
+    if vectors is not None:
+        model.embedding.weight.data.copy_(torch.from_numpy(vectors))
     cap = config.train.max_tokens
     corpus = splits.train[0] + [tokenizer.encode_tokens(t, cap).ids for t in splits.unlabelled_tokens]
     held_out = splits.validation[0]
