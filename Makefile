@@ -42,7 +42,6 @@ test: $(BIN)/.installed
 train: $(BIN)/.installed
 	$(BIN)/python -m training.train --config configs/default.toml --data $(DATA)
 
-## bench: training tokens/s, ONNX time per review, HTTP latency and throughput
+## bench: every benchmark (roofline, engines, service, int8, training); writes docs/benchmarks.md
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench.pipeline --data $(DATA) --bundle $(BUNDLE)
-	$(BIN)/python -m bench.service --data $(DATA) --bundle $(BUNDLE)
+	$(BIN)/python -m bench.report --data $(DATA) --bundle $(BUNDLE)

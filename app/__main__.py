@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.add_argument("--loop", default="auto", help="event loop: auto (uvloop if installed), asyncio")
+    parser.add_argument("--http", default="auto", help="HTTP parser: auto (httptools if installed), h11")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -42,7 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     except BundleError as error:
         logging.getLogger("app").error("cannot load the model bundle: %s", error)
         sys.exit(1)
-    uvicorn.run(create_app(settings, runtime), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(settings, runtime),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        loop=args.loop,
+        http=args.http,
+    )
 
 
 if __name__ == "__main__":

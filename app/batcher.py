@@ -59,33 +59,40 @@ class DynamicBatcher:
         max_batch_size: int,
         max_wait_s: float,
         on_batch: Callable[[int], None] | None = None,
+        workers: int = 1,
     ) -> None:
         self._infer = infer
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._worker: asyncio.Task | None = None
+        self._workers: list[asyncio.Task] = []
+        self._worker_count = workers
         self._closing = False
 
     @property
     def running(self) -> bool:
         """Accepting work: started, not stopping, worker alive."""
-        return self._worker is not None and not self._worker.done() and not self._closing
+        return bool(self._workers) and not any(w.done() for w in self._workers) and not self._closing
 
     async def start(self) -> None:
-        """Start the worker task (inside the running event loop)."""
+        """Start the worker tasks (inside the running event loop)."""
         self._closing = False
-        self._worker = asyncio.create_task(self._run(), name="dynamic-batcher")
+        self._workers = [
+            asyncio.create_task(self._run(), name=f"dynamic-batcher-{i}") for i in range(self._worker_count)
+        ]
 
     async def stop(self) -> None:
         """Refuse new work, answer everything already queued, then stop the worker."""
         self._closing = True
-        if self._worker is not None and not self._worker.done():
+        alive = [w for w in self._workers if not w.done()]
+        if alive:
             await self._queue.join()
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            for worker in alive:
+                worker.cancel()
+            for worker in alive:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
         while not self._queue.empty():  # only if the worker was never started
             self._queue.get_nowait().future.cancel()
 

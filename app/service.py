@@ -17,6 +17,8 @@ from app.schemas import InferRequest
 from app.settings import Settings
 from model.bundle import LABELS
 
+INLINE_TOKENIZE_CHARS = 20_000
+
 
 class SentimentService:
     """What the API can do, independent of HTTP."""
@@ -30,6 +32,7 @@ class SentimentService:
             settings.max_batch_size,
             settings.batch_wait_ms / 1000,
             on_batch=metrics.batch_size.observe,
+            workers=settings.inference_workers,
         )
 
     async def start(self) -> None:
@@ -80,6 +83,17 @@ class SentimentService:
                 f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}"
             )
 
+    async def _encode(self, texts: list[str]) -> list:
+        """Tokenise ``texts``: inline when short, in a worker thread when long.
+
+        A review of a few thousand characters tokenises in well under a millisecond, less than
+        a hop to a thread and back costs under load; up to ``max_body_bytes`` of text takes long
+        enough to stall every other request, so that goes to a thread.
+        """
+        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            return [self.runtime.encode(text) for text in texts]
+        return await asyncio.to_thread(lambda: [self.runtime.encode(text) for text in texts])
+
     async def predict(self, texts: list[str]) -> list[dict]:
         """Predictions for ``texts`` in order, batched with concurrent requests when enabled."""
         if not self.ready:
@@ -88,8 +102,7 @@ class SentimentService:
             raise PayloadTooLarge(f"{len(texts)} texts; the limit is {self.settings.max_batch_texts}")
         for text in texts:
             self._check_text(text)
-        # tokenising up to max_body_bytes of text takes a while: keep it off the event loop
-        encoded = await asyncio.to_thread(lambda: [self.runtime.encode(text) for text in texts])
+        encoded = await self._encode(texts)
         for item in encoded:
             self.metrics.tokens.observe(len(item.ids))
         sequences = [item.ids for item in encoded]

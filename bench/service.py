@@ -1,100 +1,225 @@
-"""HTTP latency and throughput of ``/v1/predict`` on loopback, with dynamic batching on and off.
+"""The service over HTTP on loopback: latency, throughput, batching, overhead, memory, start-up.
 
     python -m bench.service --data ../shared/data/aclImdb_v1.tar.gz --bundle models/default
 
-Starts ``python -m app`` on a free loopback port for each setting, sends real IMDB reviews,
-and prints p50/p99 latency with one client and requests/s with 1 and 32 concurrent clients.
+For dynamic batching on and off it starts ``python -m app`` on a free loopback port and
+measures, with real IMDB test reviews:
+
+* time from process start to ``/readyz`` answering 200;
+* RSS of the server at rest (after start-up and warm-up) and its peak under load;
+* p50 / p99 latency of ``POST /v1/predict`` with one client sending one request at a time;
+* requests/s with 1, 8, 32 and 64 concurrent clients (each sends its next request when its
+  previous one is answered).
+
+It also times the same texts through an in-process :class:`app.runtime.ModelRuntime`
+(tokenise + onnxruntime, the work a request needs without HTTP), so the service's overhead is a
+ratio measured in the same run. The load generator (aiohttp) shares the machine with the
+server, as it does on any one-box benchmark: figures are for the pair.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
+import aiohttp
 import numpy as np
+import psutil
 
-from training.data import load_imdb
+from app.runtime import ModelRuntime
+from app.settings import Settings
+
+CLIENTS = (1, 8, 32, 64)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def start_server(bundle: Path, batching: bool) -> tuple[subprocess.Popen, str]:
-    """A server process and its base URL, once ready."""
-    port = _free_port()
-    env = {**os.environ, "SENTIMENT_MODEL_DIR": str(bundle), "SENTIMENT_BATCHING": str(batching).lower()}
+def start_server(
+    bundle: Path, env: dict[str, str] | None = None, flags: Sequence[str] = ()
+) -> tuple[subprocess.Popen, str, float]:
+    """A server process, its base URL, and seconds from launch until ``/readyz`` answered 200."""
+    port = free_port()
+    environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(bundle), **(env or {})}
+    started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning"], env=env
+        [sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning", *flags], env=environment
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    probe = socket.create_connection
+    while time.perf_counter() - started < 60:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode} before it was ready")
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
+            with probe(("127.0.0.1", port), timeout=0.2) as connection:
+                connection.sendall(b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if connection.recv(32).startswith(b"HTTP/1.1 200"):
+                    return process, base, time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.005)
     process.kill()
-    raise SystemExit("the server did not become ready")
+    raise SystemExit("the server did not become ready within 60 s")
 
 
-async def _client(base: str, texts: list[str], latencies: list[float]) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        for text in texts:
-            started = time.perf_counter()
-            response = await client.post("/v1/predict", json={"text": text})
-            response.raise_for_status()
-            latencies.append(time.perf_counter() - started)
+async def _client(
+    session: aiohttp.ClientSession, base: str, texts: list[str], latencies: list[float]
+) -> None:
+    for text in texts:
+        started = time.perf_counter()
+        async with session.post(f"{base}/v1/predict", json={"text": text}) as response:
+            await response.read()
+            if response.status != 200:
+                raise SystemExit(f"/v1/predict answered {response.status}")
+        latencies.append(time.perf_counter() - started)
 
 
 async def load(base: str, texts: list[str], clients: int) -> tuple[float, list[float]]:
     """Requests per second and latencies with ``clients`` concurrent clients sharing ``texts``."""
     latencies: list[float] = []
     shares = [texts[i::clients] for i in range(clients)]
-    started = time.perf_counter()
-    await asyncio.gather(*(_client(base, share, latencies) for share in shares))
-    return len(texts) / (time.perf_counter() - started), latencies
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as session:
+        await asyncio.gather(*(_client(session, base, share[:2], []) for share in shares))  # connect, warm
+        started = time.perf_counter()
+        await asyncio.gather(*(_client(session, base, share, latencies) for share in shares))
+        return len(texts) / (time.perf_counter() - started), latencies
+
+
+class PeakRss:
+    """Samples a process's RSS every 20 ms in a thread; ``peak`` in MB."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._process.memory_info().rss / 2**20)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def in_process_ms(bundle: Path, texts: Sequence[str], threads: int) -> list[float]:
+    """Milliseconds per text of ``ModelRuntime.predict`` (tokenise + onnxruntime), no HTTP."""
+    runtime = ModelRuntime(Settings(model_dir=bundle, threads=threads))
+    runtime.load()
+    for text in texts[:20]:
+        runtime.predict([text])
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        runtime.predict([text])
+        times.append(1000 * (time.perf_counter() - started))
+    return times
+
+
+def measure_server(bundle: Path, texts: list[str], env: dict[str, str], clients: Sequence[int]) -> dict:
+    """Start-up, memory, latency and throughput of one server configuration."""
+    process, base, ready_s = start_server(bundle, env)
+    try:
+        rest_mb = psutil.Process(process.pid).memory_info().rss / 2**20
+        asyncio.run(load(base, texts[:32], 4))  # warm-up
+        with PeakRss(process.pid) as rss:
+            rows = []
+            for count in clients:
+                rps, latencies = asyncio.run(load(base, texts, count))
+                p50, p99 = (1000 * float(np.percentile(latencies, q)) for q in (50, 99))
+                rows.append({"clients": count, "requests_per_s": rps, "p50_ms": p50, "p99_ms": p99})
+        return {"ready_s": ready_s, "rss_rest_mb": rest_mb, "rss_peak_mb": rss.peak, "load": rows}
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def benchmark(bundle: Path, texts: list[str], clients: Sequence[int] = CLIENTS, threads: int = 2) -> dict:
+    """All service figures, batching on and off, plus the in-process reference and the ratios."""
+    inproc = in_process_ms(bundle, texts, threads)
+    results: dict = {
+        "requests": len(texts),
+        "median_chars": statistics.median(map(len, texts)),
+        "in_process_p50_ms": float(np.percentile(inproc, 50)),
+        "in_process_p99_ms": float(np.percentile(inproc, 99)),
+    }
+    for name, batching in (("batching_on", "true"), ("batching_off", "false")):
+        env = {"SENTIMENT_BATCHING": batching, "SENTIMENT_THREADS": str(threads)}
+        results[name] = measure_server(bundle, texts, env, clients)
+    on = results["batching_on"]["load"]
+    single = on[0]
+    results["http_over_in_process_p50"] = single["p50_ms"] / results["in_process_p50_ms"]
+    results["throughput_gain"] = {
+        str(r["clients"]): r["requests_per_s"] / single["requests_per_s"] for r in on
+    }
+    return results
+
+
+def print_service(results: dict) -> None:
+    """Human-readable lines."""
+    print(
+        f"service: {results['requests']} real test reviews per run (median "
+        f"{results['median_chars']:.0f} chars); "
+        f"in-process p50 {results['in_process_p50_ms']:.2f} ms"
+    )
+    for name in ("batching_on", "batching_off"):
+        r = results[name]
+        rows = ", ".join(
+            f"{x['clients']}: {x['requests_per_s']:.0f} req/s (p99 {x['p99_ms']:.0f} ms)" for x in r["load"]
+        )
+        print(
+            f"  {name.replace('_', ' ')}: ready in {r['ready_s']:.2f} s, RSS {r['rss_rest_mb']:.0f} "
+            "MB at rest, "
+            f"{r['rss_peak_mb']:.0f} MB peak; 1 client p50 {r['load'][0]['p50_ms']:.2f} ms | {rows}"
+        )
+    gains = ", ".join(f"{k} clients {v:.2f}x" for k, v in results["throughput_gain"].items())
+    print(
+        f"  HTTP p50 / in-process p50 = {results['http_over_in_process_p50']:.2f}; batching on, "
+        f"throughput vs 1 client: {gains}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: measure and print."""
-    parser = argparse.ArgumentParser(description="Latency and throughput of /v1/predict over HTTP.")
+    """CLI."""
+    from training.data import load_imdb
+
+    parser = argparse.ArgumentParser(
+        description="Latency, throughput, memory and start-up of the HTTP service."
+    )
     parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
     parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
-    parser.add_argument("--requests", type=int, default=400, help="requests per measurement")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients for the throughput run")
+    parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     reviews = load_imdb(args.data).test
     texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
-    median_chars = statistics.median(map(len, texts))
-    print(f"{args.requests} real IMDB test reviews per run; median {median_chars:.0f} characters")
-    for batching in (True, False):
-        process, base = start_server(args.bundle, batching)
-        try:
-            asyncio.run(load(base, texts[:20], 4))  # warm-up
-            single_rps, latencies = asyncio.run(load(base, texts, 1))
-            many_rps, many_latencies = asyncio.run(load(base, texts, args.clients))
-        finally:
-            process.terminate()
-            process.wait()
-        p50, p99 = (1000 * float(np.percentile(latencies, q)) for q in (50, 99))
-        print(
-            f"batching {'on ' if batching else 'off'}: 1 client p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-            f"{single_rps:.1f} req/s | {args.clients} clients {many_rps:.1f} req/s "
-            f"(p99 {1000 * float(np.percentile(many_latencies, 99)):.0f} ms, {many_rps / single_rps:.2f}x)"
-        )
+    results = benchmark(args.bundle, texts)
+    print_service(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -144,6 +144,10 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
         "training.long_range",
         "bench.pipeline",
         "bench.service",
+        "bench.roofline",
+        "bench.engines",
+        "bench.quantized",
+        "bench.report",
         "app",
     ],
 )

@@ -1,0 +1,113 @@
+"""Serving levers side by side: one server per setting, the same texts, 1 and 32 clients.
+
+    python -m bench.levers --data ../shared/data/aclImdb_v1.tar.gz --bundle models/default
+
+Each lever is a set of ``SENTIMENT_*`` settings (or server flags) for ``python -m app``. For
+each it prints the one-client p50 latency and requests/s, the requests/s with 32 clients, and,
+from the server's own Prometheus metrics, the mean coalesced batch and the server's CPU time
+per request, so a change can be kept or dropped on figures from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from bench.service import load, start_server
+
+LEVERS: dict[str, dict[str, str]] = {
+    "batching off, 2 threads": {"SENTIMENT_BATCHING": "false", "SENTIMENT_THREADS": "2"},
+    "batching, wait 2 ms, 2 threads, 1 worker": {
+        "SENTIMENT_BATCH_WAIT_MS": "2",
+        "SENTIMENT_THREADS": "2",
+        "SENTIMENT_INFERENCE_WORKERS": "1",
+    },
+    "batching, wait 0, 2 threads, 1 worker": {
+        "SENTIMENT_BATCH_WAIT_MS": "0",
+        "SENTIMENT_THREADS": "2",
+        "SENTIMENT_INFERENCE_WORKERS": "1",
+    },
+    "batching, wait 0, 1 thread, 1 worker": {
+        "SENTIMENT_BATCH_WAIT_MS": "0",
+        "SENTIMENT_THREADS": "1",
+        "SENTIMENT_INFERENCE_WORKERS": "1",
+    },
+    "batching, wait 0, 1 thread, 2 workers (default)": {},
+    "default, asyncio loop + h11 parser": {"--loop": "asyncio", "--http": "h11"},
+}
+
+
+def _batch_metrics(base: str) -> dict[str, float]:
+    wanted = ("sentiment_batch_size_sum", "sentiment_batch_size_count")
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+    return {
+        line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(wanted)
+    }
+
+
+def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
+    """One server with ``setting``: p50 and req/s at 1 client, req/s, batch and CPU at 32."""
+    env = {k: v for k, v in setting.items() if not k.startswith("--")}
+    flags = [item for k, v in setting.items() if k.startswith("--") for item in (k, v)]
+    process, base, _ = start_server(bundle, env, flags)
+    try:
+        asyncio.run(load(base, texts[:40], 4))  # warm-up
+        single_rps, latencies = asyncio.run(load(base, texts, 1))
+        before, server = _batch_metrics(base), psutil.Process(process.pid)
+        cpu_before = sum(server.cpu_times()[:2])
+        many_rps, _ = asyncio.run(load(base, texts, 32))
+        cpu = sum(server.cpu_times()[:2]) - cpu_before
+        after = _batch_metrics(base)
+    finally:
+        process.terminate()
+        process.wait()
+    count = after["sentiment_batch_size_count"] - before["sentiment_batch_size_count"]
+    batched = after["sentiment_batch_size_sum"] - before["sentiment_batch_size_sum"]
+    return {
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "single_rps": single_rps,
+        "rps_32": many_rps,
+        "gain_32": many_rps / single_rps,
+        "mean_batch_32": batched / max(count, 1),
+        "server_cpu_ms_per_request_32": 1000 * cpu / len(texts),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI."""
+    from training.data import load_imdb
+
+    parser = argparse.ArgumentParser(description="Serving settings side by side.")
+    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
+    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    texts = [r.text for r in random.Random(0).sample(load_imdb(args.data).test, args.requests)]
+    results = {}
+    started = time.perf_counter()
+    for name, setting in LEVERS.items():
+        r = results[name] = measure(args.bundle, texts, setting)
+        print(
+            f"{name:<48} 1 client p50 {r['p50_ms']:5.2f} ms, {r['single_rps']:4.0f} req/s | 32 clients "
+            f"{r['rps_32']:4.0f} req/s ({r['gain_32']:.2f}x), mean batch {r['mean_batch_32']:.1f}, "
+            f"server CPU {r['server_cpu_ms_per_request_32']:.2f} ms/request"
+        )
+    print(f"({time.perf_counter() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""An int8 variant of the served model: speed and accuracy next to float32, measured in one run.
+
+    python -m bench.quantized --data ../shared/data/aclImdb_v1.tar.gz --bundle models/default
+
+onnxruntime's dynamic quantization turns the recurrent op's weights to int8
+(``DynamicQuantizeLSTM``); activations stay float. The variant is written to a temporary
+folder, timed one review per call with 1 and 2 threads, and scored on the validation split and
+on the full test set next to the float32 graph. It is a measurement, not the served model: the
+service's exactness properties (a gate trace that reproduces the served hidden states) hold
+for the float32 graph only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
+from model.inputs import pad_batch
+from model.tokenizer import Tokenizer
+from training.evaluate import predict_positive
+
+
+def quantize_recurrent(source: Path, target: Path) -> None:
+    """Write ``source`` with its LSTM weights in int8 to ``target``."""
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8)
+
+
+def _single_ms(session, sequences: Sequence[Sequence[int]]) -> float:
+    times = []
+    for sequence in sequences:
+        ids, lengths = pad_batch([sequence])
+        feed = {"token_ids": ids, "lengths": lengths}
+        started = time.perf_counter()
+        session.run(["probabilities"], feed)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def compare(bundle: Path, validation, test, timed: int = 200) -> dict:
+    """Per-review time and accuracy of the float32 graph and its int8 variant."""
+    card = load_card(bundle)
+    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
+    splits = {
+        name: (
+            [tokenizer.encode(r.text, card["max_tokens"]) for r in reviews],
+            np.array([r.label for r in reviews]),
+        )
+        for name, reviews in (("validation", validation), ("test", test))
+    }
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        int8 = Path(folder) / "model.int8.onnx"
+        quantize_recurrent(bundle / ONNX_FILE, int8)
+        for name, path in (("float32", bundle / ONNX_FILE), ("int8", int8)):
+            row: dict = {"bytes": path.stat().st_size}
+            for threads in (1, 2):
+                session = onnx_session(path, threads)
+                _single_ms(session, splits["test"][0][:16])  # warm-up
+                row[f"ms_{threads}_thread"] = _single_ms(session, splits["test"][0][:timed])
+            for split, (sequences, labels) in splits.items():
+                positive = predict_positive(session, sequences)
+                row[f"{split}_accuracy"] = float(((positive >= 0.5) == labels).mean())
+            results[name] = row
+    return results
+
+
+def print_quantized(results: dict) -> None:
+    """Human-readable lines."""
+    for name, row in results.items():
+        print(
+            f"{name:>7}: {row['ms_1_thread']:.2f} ms/review (1 thread), {row['ms_2_thread']:.2f} ms "
+            "(2 threads); "
+            f"validation {100 * row['validation_accuracy']:.2f} %, test {100 * row['test_accuracy']:.2f} %; "
+            f"{row['bytes'] / 1e6:.1f} MB"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI."""
+    from training.data import load_imdb, stratified_split
+
+    parser = argparse.ArgumentParser(description="int8 vs float32: time per review and accuracy.")
+    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
+    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    card = load_card(args.bundle)
+    dataset = load_imdb(args.data)
+    split = card["train_config"]
+    _, validation = stratified_split(dataset.train, split["validation_fraction"], split["seed"])
+    results = compare(args.bundle, validation, dataset.test)
+    print_quantized(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

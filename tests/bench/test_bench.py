@@ -1,0 +1,102 @@
+"""The benchmark scripts compute what they say: FLOP counts, ratios, parity checks, the report.
+
+Their figures are not asserted (speed is measured in benchmarks, not in timed tests); these
+tests run each script's measuring function on a tiny bundle and check the arithmetic and the
+structure of what it returns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import engines, quantized, report, roofline, service
+from model.config import ModelConfig
+from tests.bundles import CORPUS, make_bundle
+from training.data import Review
+
+TEXTS = [f"{text} {' '.join(CORPUS[(i + 1) % 4].split()[: i % 7])}" for i, text in enumerate(CORPUS * 6)]
+
+
+def test_forward_flops_counts_every_matrix_product() -> None:
+    config = ModelConfig(
+        vocab_size=10, embed_dim=4, hidden_size=3, num_layers=2, bidirectional=True, pooling="concat"
+    )
+    flops = roofline.forward_flops(config, tokens=5)
+    # layer 0 reads 4 inputs, layer 1 reads 2 directions x 3; LSTM has 4 gates of 3 units
+    assert flops.input_projection == 2 * (2 * 5 * 4 * 12) + 2 * (2 * 5 * 6 * 12)
+    assert flops.recurrent == 2 * 2 * (2 * 5 * 3 * 12)
+    assert flops.head == 2 * config.pooled_dim * 2
+    gru = roofline.forward_flops(
+        ModelConfig(vocab_size=10, embed_dim=4, hidden_size=3, cell="gru", bidirectional=False), tokens=5
+    )
+    assert gru.recurrent == 2 * 5 * 3 * 9  # one direction, 3 gates
+
+
+def test_machine_speeds_are_finite_and_positive() -> None:
+    assert 0 < roofline.matmul_gflops(16, 8, 32, threads=1, repeats=3) < math.inf
+    assert 0 < roofline.matvec_gflops(32, 8, threads=1, steps=50, repeats=2) < math.inf
+
+
+def test_roofline_ratio_is_measured_over_bound(tmp_path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    results = roofline.roofline(bundle, TEXTS, tokens=6, count=5)
+    assert results["reviews"] == 5
+    for threads in (1, 2):
+        row = results[f"threads_{threads}"]
+        assert row["bound_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["onnx_ms"] / row["bound_ms"])
+
+
+def test_exact_length_sequences_keeps_only_long_enough_reviews(tmp_path) -> None:
+    _, _, tokenizer = make_bundle(tmp_path / "b")
+    sequences = roofline.exact_length_sequences(
+        tokenizer, ["good", "a great great movie !", "bad film"], 3, 5
+    )
+    assert [len(s) for s in sequences] == [3]
+
+
+def test_engines_compares_the_same_weights(tmp_path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    results = engines.compare_engines(bundle, TEXTS, single=8, batched=20)
+    assert results["parity_max_abs_dp"] <= 1e-5
+    assert [(r["threads"], r["batch"]) for r in results["rows"]] == [(1, 1), (1, 64), (2, 1), (2, 64)]
+    for row in results["rows"]:
+        assert row["ratio"] == pytest.approx(row["onnxruntime_ms"] / row["pytorch_ms"])
+
+
+def test_int8_variant_is_timed_and_scored(tmp_path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    reviews = [Review(i, text, i % 2, 1) for i, text in enumerate(TEXTS)]
+    results = quantized.compare(bundle, reviews[:10], reviews[10:], timed=5)
+    assert set(results) == {"float32", "int8"}
+    for row in results.values():
+        assert 0 <= row["test_accuracy"] <= 1 and row["ms_1_thread"] > 0
+
+
+def test_service_benchmark_and_report(tmp_path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    results = service.benchmark(bundle, TEXTS, clients=(1, 4, 32))
+    on = results["batching_on"]
+    assert [r["clients"] for r in on["load"]] == [1, 4, 32]
+    assert on["ready_s"] > 0 and on["rss_rest_mb"] > 0
+    assert results["throughput_gain"]["1"] == pytest.approx(1.0)
+    assert results["http_over_in_process_p50"] == pytest.approx(
+        on["load"][0]["p50_ms"] / results["in_process_p50_ms"]
+    )
+    combined = {
+        "machine": report.machine(),
+        "service": results,
+        "roofline": roofline.roofline(bundle, TEXTS, tokens=6, count=3),
+        "engines": engines.compare_engines(bundle, TEXTS, single=4, batched=8),
+        "training": {"tokens_per_second": 1000.0, "batches": 3},
+    }
+    rows = report.targets(combined)
+    assert len(rows) == 7
+    throughput = next(r for r in rows if r[0].startswith("throughput"))
+    assert throughput[3] == (results["throughput_gain"]["32"] >= 3)
+    text = report.markdown(combined, "python -m bench.report")
+    assert "| target | measured | absolute | met |" in text
+    assert report.plots(combined, tmp_path) == ["bench_service.png", "bench_engines.png"]
+    assert (tmp_path / "bench_service.png").stat().st_size > 0
