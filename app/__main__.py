@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 
 import uvicorn
 from pydantic import ValidationError
@@ -44,14 +45,46 @@ def main(argv: list[str] | None = None) -> None:
     except BundleError as error:
         logging.getLogger("app").error("cannot load the model bundle: %s", error)
         sys.exit(1)
-    uvicorn.run(
-        create_app(settings, runtime),
+    app = create_app(settings, runtime)
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         loop=args.loop,
         http=args.http,
+        timeout_graceful_shutdown=settings.request_timeout_s + 5,
     )
+    DrainingServer(config, app.state.service.drain, settings.drain_s).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, with a drain period before a graceful shutdown.
+
+    On the first SIGTERM/SIGINT readiness turns 503 at once while every request is still served,
+    so a load balancer stops sending new ones; after ``drain_s`` uvicorn's own graceful shutdown
+    runs: the listener closes (new connections are refused), requests in flight finish, then the
+    app's shutdown answers whatever is queued. A second signal skips the rest of the drain.
+    """
+
+    def __init__(self, config: uvicorn.Config, drain, drain_s: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._drain_s = drain_s
+        self._timer: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame) -> None:
+        """Start draining on the first signal; stop now on the second."""
+        if self._timer is not None or self._drain_s <= 0:
+            super().handle_exit(sig, frame)
+            return
+        logging.getLogger("app").info(
+            "signal %d: draining for %.1f s, then shutting down", sig, self._drain_s
+        )
+        self._drain()
+        self._timer = threading.Timer(self._drain_s, super().handle_exit, (sig, frame))
+        self._timer.daemon = True
+        self._timer.start()
 
 
 if __name__ == "__main__":

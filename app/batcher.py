@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,13 +22,16 @@ from app.errors import NotReady
 
 logger = logging.getLogger("app.batcher")
 
-Infer = Callable[[list[list[int]]], np.ndarray]
+# infer(sequences, model): ``model`` is whatever the caller submitted with the sequences (the
+# service passes the loaded model its token ids belong to); only equal ones share a call
+Infer = Callable[[list[list[int]], Any], np.ndarray]
 
 
 @dataclass
 class _Pending:
     sequence: list[int]
     future: asyncio.Future
+    model: Any
 
 
 def length_groups(lengths: list[int], max_batch_size: int, waste: float = 1.5) -> list[list[int]]:
@@ -96,12 +100,12 @@ class DynamicBatcher:
         while not self._queue.empty():  # only if the worker was never started
             self._queue.get_nowait().future.cancel()
 
-    async def submit(self, sequences: list[list[int]]) -> np.ndarray:
-        """Probabilities ``[len(sequences), classes]`` for ``sequences``, in order."""
+    async def submit(self, sequences: list[list[int]], model: Any = None) -> np.ndarray:
+        """Probabilities ``[len(sequences), classes]`` for ``sequences`` (run by ``model``), in order."""
         if not self.running:
             raise NotReady("the server is not accepting predictions (starting or shutting down)")
         loop = asyncio.get_running_loop()
-        pending = [_Pending(sequence, loop.create_future()) for sequence in sequences]
+        pending = [_Pending(sequence, loop.create_future(), model) for sequence in sequences]
         for item in pending:
             self._queue.put_nowait(item)
         return np.stack(await asyncio.gather(*(item.future for item in pending)))
@@ -126,9 +130,13 @@ class DynamicBatcher:
         while True:
             batch = await self._collect()
             try:
-                for group in length_groups([len(item.sequence) for item in batch], self._max_batch_size):
-                    # a waiter that gave up (client gone) is not worth an inference
-                    await self._answer([batch[i] for i in group if not batch[i].future.done()])
+                by_model: dict[int, list[_Pending]] = {}
+                for item in batch:  # a model swap mid-batch: each item runs on its own model
+                    by_model.setdefault(id(item.model), []).append(item)
+                for items in by_model.values():
+                    for group in length_groups([len(item.sequence) for item in items], self._max_batch_size):
+                        # a waiter that gave up (client gone, timed out) is not worth an inference
+                        await self._answer([items[i] for i in group if not items[i].future.done()])
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -138,7 +146,7 @@ class DynamicBatcher:
         if not items:
             return
         try:
-            rows = await asyncio.to_thread(self._infer, [item.sequence for item in items])
+            rows = await asyncio.to_thread(self._infer, [item.sequence for item in items], items[0].model)
             if len(rows) != len(items):
                 raise RuntimeError(f"inference returned {len(rows)} rows for {len(items)} texts")
             for item, row in zip(items, rows, strict=True):

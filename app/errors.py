@@ -37,6 +37,24 @@ class NotReady(ServiceError):
     status_code, code = 503, "not_ready"
 
 
+class Timeout(ServiceError):
+    """The request was not answered within the configured time."""
+
+    status_code, code = 504, "timeout"
+
+
+class RateLimited(ServiceError):
+    """This client sent more model requests than its rate limit allows."""
+
+    status_code, code = 429, "rate_limited"
+
+
+class ReloadRejected(ServiceError):
+    """A reload found a bad bundle; the model already served stays."""
+
+    status_code, code = 409, "reload_rejected"
+
+
 class ModelNotFound(ServiceError):
     """An Open Inference Protocol request named a model this server does not serve."""
 
@@ -61,13 +79,19 @@ def error_body(code: str, message: str, path: str = "") -> dict:
     return {"error": {"code": code, "message": message}}
 
 
+def service_error_response(request: Request, error: ServiceError) -> JSONResponse:
+    """The JSON response of a domain error."""
+    headers = {"retry-after": "1"} if error.status_code in (429, 503, 504) else None
+    body = error_body(error.code, error.message, request.url.path)
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Map domain errors, validation errors and HTTP errors to the JSON error shape."""
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
-        body = error_body(error.code, error.message, request.url.path)
-        return JSONResponse(body, status_code=error.status_code)
+        return service_error_response(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

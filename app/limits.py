@@ -1,8 +1,9 @@
-"""Request body size limit, enforced before the body is parsed."""
+"""Limits enforced before a request reaches the app: body size, and requests in flight."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,8 +61,45 @@ class BodySizeLimit:
         await _answer(send, scope, 413, "payload_too_large", f"request body over {self.max_bytes} bytes")
 
 
-async def _answer(send: Send, scope: Scope, status: int, code: str, message: str) -> None:
+async def _answer(
+    send: Send, scope: Scope, status: int, code: str, message: str, extra: list | None = None
+) -> None:
     body = json.dumps(error_body(code, message, scope.get("path", ""))).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# Routes that run the model; health, metrics, docs and pages stay answerable under overload.
+MODEL_ROUTES = ("/v1/predict", "/v1/trace", "/v2/models/")
+
+
+class InFlightLimit:
+    """Pure ASGI middleware: at most ``max_in_flight`` model requests at once; beyond, a quick 429.
+
+    Queueing without bound only turns overload into timeouts for everyone; refusing at the door
+    costs microseconds and tells the client (and a load balancer) to retry elsewhere or later.
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self._on_reject = on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(MODEL_ROUTES):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            if self._on_reject:
+                self._on_reject()
+            message = f"{self.max_in_flight} requests are in flight; retry shortly"
+            await _answer(send, scope, 429, "overloaded", message, [(b"retry-after", b"1")])
+            return
+        self.in_flight += 1  # one event loop: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

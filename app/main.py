@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from slowapi.middleware import SlowAPIASGIMiddleware
+from slowapi.util import get_remote_address
 
-from app.api import health, pages, v1, v2
-from app.errors import BundleError, install_handlers
-from app.limits import BodySizeLimit
+from app.api import admin, health, pages, v1, v2
+from app.errors import BundleError, RateLimited, install_handlers, service_error_response
+from app.limits import MODEL_ROUTES, BodySizeLimit, InFlightLimit
 from app.metrics import ModelMetrics
 from app.runtime import ModelRuntime
 from app.service import SentimentService
@@ -35,6 +43,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         except BundleError as error:
             logger.error("cannot load the model bundle: %s", error)
             raise
+        _reload_on_sighup(service)
         yield
         await service.stop()
 
@@ -50,10 +59,55 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(v2.router)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    # added before the instrumentator, so its 413s are counted in the request metrics too
+    # Middleware runs outermost-last-added. Cheapest refusals first, before any body is read:
+    # CORS preflights, the in-flight cap, the per-client rate limit, then the body size.
+    # All are added before the instrumentator, so their 4xx answers are counted in its metrics.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit:
+        _add_rate_limit(app, settings.rate_limit, service)
+    app.add_middleware(
+        InFlightLimit,
+        max_in_flight=settings.max_in_flight,
+        on_reject=service.metrics.rejected.labels("in_flight").inc,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key"],
+        )
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, include_in_schema=False
     )
     return app
+
+
+def _add_rate_limit(app: FastAPI, limit: str, service: SentimentService) -> None:
+    """slowapi's per-client-address limit on the model routes; health, metrics and pages are exempt."""
+    limiter = Limiter(key_func=get_remote_address, default_limits=[limit], storage_uri="memory://")
+    app.state.limiter = limiter
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not route.path.startswith(MODEL_ROUTES):
+            limiter.exempt(route.endpoint)  # registers the route's name; the wrapper is not needed
+
+    async def limited(request, error: RateLimitExceeded):
+        service.metrics.rejected.labels("rate_limit").inc()
+        return service_error_response(request, RateLimited(f"rate limit {error.detail} exceeded"))
+
+    app.add_exception_handler(RateLimitExceeded, limited)
+    app.add_middleware(SlowAPIASGIMiddleware)
+
+
+def _reload_on_sighup(service: SentimentService) -> None:
+    """SIGHUP reloads the bundle folder (an operator's atomic switch); only in the main thread."""
+
+    def reload() -> None:
+        task = asyncio.ensure_future(service.reload())
+        # a rejected bundle is already logged by the runtime; the old model keeps serving
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    with suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 
 class ModelMetrics:
@@ -37,3 +37,12 @@ class ModelMetrics:
             "sentiment_model_ready", "1 when the model is loaded and warmed up.", registry=registry
         )
         self.info = Info("sentiment_model", "The served model.", registry=registry)
+        self.timeouts = Counter(
+            "sentiment_timeouts", "Model requests answered 504 (not done in time).", registry=registry
+        )
+        self.rejected = Counter(
+            "sentiment_rejected",
+            "Model requests refused with 429, by reason.",
+            ["reason"],
+            registry=registry,
+        )

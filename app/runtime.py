@@ -58,6 +58,16 @@ class LoadedModel:
     name: str
     version: str
     max_tokens: int
+    folder: Path
+
+    def encode(self, text: str) -> Encoded:
+        """Tokens and ids of ``text`` under this model's token cap."""
+        return self.tokenizer.encode_text(text, self.max_tokens)
+
+    def infer(self, sequences: list[list[int]]) -> np.ndarray:
+        """``probabilities`` ``[len(sequences), 2]`` from one onnxruntime call."""
+        ids, lengths = pad_batch(sequences)
+        return self.session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
 
 
 def _read_bundle(settings: Settings) -> LoadedModel:
@@ -91,6 +101,7 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         settings.model_name or card.get("name", "imdb-lstm"),
         str(card.get("version", "1")),
         settings.max_tokens or card["max_tokens"],
+        folder,
     )
 
 
@@ -129,12 +140,18 @@ def _check_graph(folder: Path, session: onnxruntime.InferenceSession, config: Mo
 
 
 class ModelRuntime:
-    """Loads a bundle and answers predictions and traces; thread-safe for concurrent calls."""
+    """Loads a bundle and answers predictions and traces; thread-safe for concurrent calls.
+
+    :meth:`reload` reads the bundle folder again and swaps the model in one assignment once the
+    new one has loaded and answered a warm-up; a request keeps the model it started with (its
+    token ids only mean something to that model's vocabulary), so a swap loses nothing.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._model: LoadedModel | None = None
         self._ready = threading.Event()
+        self._reload_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -143,7 +160,7 @@ class ModelRuntime:
 
     @property
     def model(self) -> LoadedModel:
-        """The loaded model; :class:`NotReady` before :meth:`load`."""
+        """The current model; :class:`NotReady` before :meth:`load`."""
         if self._model is None:
             raise NotReady("the model is not loaded yet")
         return self._model
@@ -152,17 +169,20 @@ class ModelRuntime:
         """Mark the runtime not ready (at shutdown)."""
         self._ready.clear()
 
+    def _load_checked(self) -> LoadedModel:
+        """Read, check and warm up the bundle at ``settings.model_dir``; raises BundleError."""
+        model = _read_bundle(self.settings)
+        try:
+            model.infer([model.encode("A warm-up review. It was fine!").ids])
+            self.trace("Warm-up.", max_tokens=4, model=model)
+        except Exception as error:
+            raise BundleError(f"{self.settings.model_dir}: warm-up inference failed ({error})") from error
+        return model
+
     def load(self) -> None:
         """Read and check the bundle, then warm up with one inference; raises BundleError."""
         started = time.perf_counter()
-        model = _read_bundle(self.settings)
-        self._model = model
-        try:
-            self.infer([self.encode("A warm-up review. It was fine!").ids])
-            self.trace("Warm-up.", max_tokens=4)
-        except Exception as error:
-            self._model = None
-            raise BundleError(f"{self.settings.model_dir}: warm-up inference failed ({error})") from error
+        self._model = self._load_checked()
         self._ready.set()
         logger.info(
             "model %s %s loaded from %s in %.2f s",
@@ -172,24 +192,40 @@ class ModelRuntime:
             time.perf_counter() - started,
         )
 
+    def reload(self) -> LoadedModel:
+        """Load the bundle folder again and serve it; on any problem keep the current model.
+
+        Raises BundleError (after logging it) when the new bundle is rejected.
+        """
+        with self._reload_lock:
+            old = self.model
+            try:
+                new = self._load_checked()
+            except BundleError as error:
+                logger.error("reload rejected, still serving %s %s: %s", old.name, old.version, error)
+                raise
+            self._model = new
+        logger.info("model reloaded: %s %s -> %s %s", old.name, old.version, new.name, new.version)
+        return new
+
     def encode(self, text: str) -> Encoded:
-        """Tokens and ids of ``text`` under the service's token cap."""
-        return self.model.tokenizer.encode_text(text, self.model.max_tokens)
+        """Tokens and ids of ``text`` under the current model's token cap."""
+        return self.model.encode(text)
 
     def infer(self, sequences: list[list[int]]) -> np.ndarray:
-        """``probabilities`` ``[len(sequences), 2]`` from one onnxruntime call."""
-        ids, lengths = pad_batch(sequences)
-        return self.model.session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
+        """``probabilities`` ``[len(sequences), 2]`` from the current model."""
+        return self.model.infer(sequences)
 
     def predict(self, texts: list[str]) -> list[PredictionResult]:
-        """Predictions for ``texts`` in one call (the batcher uses :meth:`infer` directly)."""
-        encoded = [self.encode(text) for text in texts]
-        probabilities = self.infer([e.ids for e in encoded])
+        """Predictions for ``texts`` in one call (the batcher uses :meth:`LoadedModel.infer` directly)."""
+        model = self.model
+        encoded = [model.encode(text) for text in texts]
+        probabilities = model.infer([e.ids for e in encoded])
         return [make_prediction(row, e) for row, e in zip(probabilities, encoded, strict=True)]
 
-    def trace(self, text: str, max_tokens: int) -> dict:
+    def trace(self, text: str, max_tokens: int, model: LoadedModel | None = None) -> dict:
         """Prediction plus every gate of every layer and direction, per token, for ``text``."""
-        model = self.model
+        model = model or self.model
         encoded = model.tokenizer.encode_text(text, min(max_tokens, model.max_tokens))
         config = model.config
         outputs = [f"hidden_{layer}" for layer in range(config.num_layers)]
@@ -233,9 +269,9 @@ class ModelRuntime:
         prefixes = [ids[: t + 1] for t in range(len(ids))]
         unk = model.tokenizer.vocabulary.unk_id
         occluded = [[*ids[:t], unk, *ids[t + 1 :]] for t in range(len(ids))]
-        full = float(self.infer([ids])[0, 1])
-        running = self.infer(prefixes)[:, 1]
-        without = self.infer(occluded)[:, 1]
+        full = float(model.infer([ids])[0, 1])
+        running = model.infer(prefixes)[:, 1]
+        without = model.infer(occluded)[:, 1]
         return {
             "tokens": encoded.tokens,
             "score": full,

@@ -4,15 +4,25 @@ over a :class:`ModelRuntime`. Routes stay a few lines each and call these method
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
 import numpy as np
 
 from app.batcher import DynamicBatcher
-from app.errors import Disabled, ModelNotFound, NotReady, PayloadTooLarge
+from app.errors import (
+    BundleError,
+    Disabled,
+    ModelNotFound,
+    NotReady,
+    PayloadTooLarge,
+    ReloadRejected,
+    Timeout,
+)
 from app.metrics import ModelMetrics
-from app.runtime import ModelRuntime, make_prediction
+from app.runtime import LoadedModel, ModelRuntime, make_prediction
 from app.schemas import InferRequest
 from app.settings import Settings
 from model.bundle import LABELS
@@ -34,12 +44,17 @@ class SentimentService:
             on_batch=metrics.batch_size.observe,
             workers=settings.inference_workers,
         )
+        self.draining = False  # SIGTERM received: readiness says 503 while requests are still served
 
     async def start(self) -> None:
         """Load the model (in a thread: it takes a moment) and start the batcher."""
         if not self.runtime.ready:
             await asyncio.to_thread(self.runtime.load)
-        model = self.runtime.model
+        self._publish_info(self.runtime.model)
+        self.metrics.ready.set(1)
+        await self.batcher.start()
+
+    def _publish_info(self, model: LoadedModel) -> None:
         self.metrics.info.info(
             {
                 "name": model.name,
@@ -48,8 +63,22 @@ class SentimentService:
                 "architecture": str(model.card.get("architecture", "")),
             }
         )
-        self.metrics.ready.set(1)
-        await self.batcher.start()
+
+    async def reload(self) -> dict[str, str]:
+        """Serve the bundle folder's current contents; :class:`ReloadRejected` keeps the old model."""
+        try:
+            model = await asyncio.to_thread(self.runtime.reload)
+        except BundleError as error:
+            raise ReloadRejected(
+                f"the new bundle was rejected, the old model still serves: {error}"
+            ) from None
+        self._publish_info(model)
+        return {"name": model.name, "version": model.version}
+
+    def drain(self) -> None:
+        """Report not-ready from now on, and keep serving: load balancers stop sending first."""
+        self.draining = True
+        self.metrics.ready.set(0)
 
     async def stop(self) -> None:
         """Turn not-ready first, then finish queued work and stop."""
@@ -58,9 +87,14 @@ class SentimentService:
         await self.batcher.stop()
 
     @property
-    def ready(self) -> bool:
+    def accepting(self) -> bool:
         """Model loaded and warmed up, and (with batching) the batcher accepting work."""
         return self.runtime.ready and (self.batcher.running or not self.settings.batching)
+
+    @property
+    def ready(self) -> bool:
+        """What ``/readyz`` reports: accepting work and not draining for a shutdown."""
+        return self.accepting and not self.draining
 
     def model_card(self) -> dict:
         """The served bundle's model card."""
@@ -71,9 +105,9 @@ class SentimentService:
         """Name and version of the served model."""
         return {"name": self.runtime.model.name, "version": self.runtime.model.version}
 
-    def _timed_infer(self, sequences: list[list[int]]) -> np.ndarray:
+    def _timed_infer(self, sequences: list[list[int]], model: LoadedModel) -> np.ndarray:
         started = time.perf_counter()
-        result = self.runtime.infer(sequences)
+        result = model.infer(sequences)
         self.metrics.inference_seconds.observe(time.perf_counter() - started)
         return result
 
@@ -83,7 +117,7 @@ class SentimentService:
                 f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}"
             )
 
-    async def _encode(self, texts: list[str]) -> list:
+    async def _encode(self, texts: list[str], model: LoadedModel) -> list:
         """Tokenise ``texts``: inline when short, in a worker thread when long.
 
         A review of a few thousand characters tokenises in well under a millisecond, less than
@@ -91,37 +125,53 @@ class SentimentService:
         enough to stall every other request, so that goes to a thread.
         """
         if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
-            return [self.runtime.encode(text) for text in texts]
-        return await asyncio.to_thread(lambda: [self.runtime.encode(text) for text in texts])
+            return [model.encode(text) for text in texts]
+        return await asyncio.to_thread(lambda: [model.encode(text) for text in texts])
 
     async def predict(self, texts: list[str]) -> list[dict]:
         """Predictions for ``texts`` in order, batched with concurrent requests when enabled."""
-        if not self.ready:
+        if not self.accepting:
             raise NotReady("the model is not loaded yet")
         if len(texts) > self.settings.max_batch_texts:
             raise PayloadTooLarge(f"{len(texts)} texts; the limit is {self.settings.max_batch_texts}")
         for text in texts:
             self._check_text(text)
-        encoded = await self._encode(texts)
-        for item in encoded:
-            self.metrics.tokens.observe(len(item.ids))
-        sequences = [item.ids for item in encoded]
-        if self.settings.batching:
-            probabilities = await self.batcher.submit(sequences)
-        else:
-            probabilities = await asyncio.to_thread(self._timed_infer, sequences)
-            self.metrics.batch_size.observe(len(sequences))
-        model = self.model_ref
+        async with self._deadline():
+            model = self.runtime.model  # the whole request uses one model, even across a reload
+            encoded = await self._encode(texts, model)
+            for item in encoded:
+                self.metrics.tokens.observe(len(item.ids))
+            sequences = [item.ids for item in encoded]
+            if self.settings.batching:
+                probabilities = await self.batcher.submit(sequences, model)
+            else:
+                probabilities = await asyncio.to_thread(self._timed_infer, sequences, model)
+                self.metrics.batch_size.observe(len(sequences))
+        ref = {"name": model.name, "version": model.version}
         return [
-            {**asdict(make_prediction(row, item)), "model": model}
+            {**asdict(make_prediction(row, item)), "model": ref}
             for row, item in zip(probabilities, encoded, strict=True)
         ]
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """:class:`Timeout` when the block takes longer than ``request_timeout_s``.
+
+        Cancelling the wait resolves nothing else: a batched request's queue entry is skipped by
+        the batcher (its future is cancelled), and the in-flight slot is released as the 504 goes.
+        """
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                yield
+        except TimeoutError:
+            self.metrics.timeouts.inc()
+            raise Timeout(f"not answered within {self.settings.request_timeout_s:g} s; retry later") from None
 
     def _trace_cap(self, text: str, max_tokens: int | None) -> int:
         """Check a trace request may run; the number of tokens it may cover."""
         if not self.settings.trace_enabled:
             raise Disabled("tracing is disabled on this server")
-        if not self.ready:
+        if not self.accepting:
             raise NotReady("the model is not loaded yet")
         self._check_text(text)
         return min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
@@ -130,7 +180,8 @@ class SentimentService:
         """Prediction and gate activations of ``text``."""
         cap = self._trace_cap(text, max_tokens)
         started = time.perf_counter()
-        result = await asyncio.to_thread(self.runtime.trace, text, cap)
+        async with self._deadline():
+            result = await asyncio.to_thread(self.runtime.trace, text, cap)
         self.metrics.trace_seconds.observe(time.perf_counter() - started)
         self.metrics.tokens.observe(len(result["token_ids"]))
         return {**result, "prediction": asdict(result["prediction"]), "model": self.model_ref}
@@ -138,7 +189,9 @@ class SentimentService:
     async def saliency(self, text: str, max_tokens: int | None) -> dict:
         """Running sentiment and occlusion saliency per token of ``text``."""
         cap = self._trace_cap(text, max_tokens)
-        return {**await asyncio.to_thread(self.runtime.saliency, text, cap), "model": self.model_ref}
+        async with self._deadline():
+            result = await asyncio.to_thread(self.runtime.saliency, text, cap)
+        return {**result, "model": self.model_ref}
 
     def check_model_name(self, name: str) -> None:
         """:class:`ModelNotFound` unless ``name`` is the served model's name."""

@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENTIMENT_", frozen=True)
 
     model_dir: Path = Field(Path("models/default"), description="Model bundle folder to serve.")
-    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per inference.")
+    threads: int = Field(2, ge=1, le=64, description="onnxruntime intra-op threads per inference.")
     max_text_chars: int = Field(
         100_000, ge=1, description="Longest accepted text, in characters; longer is a 413."
     )
@@ -30,13 +30,34 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1000, description="How long a request waits for others to share its call."
     )
     inference_workers: int = Field(
-        2, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."
+        1, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."
     )
     batching: bool = Field(True, description="Coalesce concurrent requests (dynamic batching).")
     trace_enabled: bool = Field(True, description="Serve /v1/trace.")
     trace_max_tokens: int = Field(400, ge=1, description="Most tokens a trace covers.")
     api_key: SecretStr | None = Field(
-        None, min_length=1, description="When set, /v1/trace needs it in the X-API-Key header."
+        None,
+        min_length=1,
+        description="When set, traces, the inspector's data and reloads need it in the X-API-Key header.",
+    )
+    protect_predictions: bool = Field(
+        False, description="With an API key set, prediction endpoints need it too (not only traces)."
+    )
+    max_in_flight: int = Field(
+        256, ge=1, description="Model requests handled at once; more get a 429 at once instead of a queue."
+    )
+    request_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="A model request not answered in this time gets a 504."
+    )
+    drain_s: float = Field(
+        5.0, ge=0, le=600, description="On SIGTERM: seconds of 503 readiness before the listener closes."
+    )
+    rate_limit: str | None = Field(
+        None,
+        description="Per-client limit on model requests, e.g. '100/second' (slowapi syntax); off when unset.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (JSON list); CORS is off when empty."
     )
     model_name: str | None = Field(None, description="Name the model is served under (default: card name).")
 
@@ -45,4 +66,18 @@ class Settings(BaseSettings):
     def _name_is_url_safe(cls, value: str | None) -> str | None:
         if value is not None and not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ValueError("model_name may hold only letters, digits, '-', '_' and '.'")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as error:
+                raise ValueError(
+                    f"not a rate limit ({error}); e.g. '100/second' or '10/second;500/minute'"
+                ) from None
         return value

@@ -31,17 +31,17 @@ LEVERS: dict[str, dict[str, str]] = {
         "SENTIMENT_THREADS": "2",
         "SENTIMENT_INFERENCE_WORKERS": "1",
     },
-    "batching, wait 0, 2 threads, 1 worker": {
-        "SENTIMENT_BATCH_WAIT_MS": "0",
-        "SENTIMENT_THREADS": "2",
-        "SENTIMENT_INFERENCE_WORKERS": "1",
-    },
+    "batching, wait 0, 2 threads, 1 worker (default)": {},
     "batching, wait 0, 1 thread, 1 worker": {
         "SENTIMENT_BATCH_WAIT_MS": "0",
         "SENTIMENT_THREADS": "1",
         "SENTIMENT_INFERENCE_WORKERS": "1",
     },
-    "batching, wait 0, 1 thread, 2 workers (default)": {},
+    "batching, wait 0, 1 thread, 2 workers": {
+        "SENTIMENT_BATCH_WAIT_MS": "0",
+        "SENTIMENT_THREADS": "1",
+        "SENTIMENT_INFERENCE_WORKERS": "2",
+    },
     "default, asyncio loop + h11 parser": {"--loop": "asyncio", "--http": "h11"},
 }
 

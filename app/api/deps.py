@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from app.errors import Unauthorized
+from app.errors import Disabled, Unauthorized
 from app.service import SentimentService
 
 
@@ -32,3 +32,22 @@ def require_api_key(service: Service, x_api_key: Annotated[str | None, Header()]
 
 
 ApiKey = Annotated[None, Depends(require_api_key)]
+
+
+def require_prediction_key(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """With ``protect_predictions`` set, prediction endpoints need the API key as traces do."""
+    if service.settings.protect_predictions:
+        require_api_key(service, x_api_key)
+
+
+PredictionKey = Annotated[None, Depends(require_prediction_key)]
+
+
+def require_admin_key(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """Operator endpoints exist only when an API key is configured, and need it."""
+    if service.settings.api_key is None:
+        raise Disabled("set SENTIMENT_API_KEY to use operator endpoints (or send the process SIGHUP)")
+    require_api_key(service, x_api_key)
+
+
+AdminKey = Annotated[None, Depends(require_admin_key)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ApiKey, Service
+from app.api.deps import ApiKey, PredictionKey, Service
 from app.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -16,18 +16,18 @@ from app.schemas import (
     TraceResponse,
 )
 
-ERRORS = {status: {"model": ErrorResponse} for status in (413, 422, 503)}
+ERRORS = {status: {"model": ErrorResponse} for status in (401, 413, 422, 429, 503, 504)}
 router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Classify one review")
-async def predict(body: PredictRequest, service: Service) -> dict:
+async def predict(body: PredictRequest, service: Service, _: PredictionKey) -> dict:
     """Sentiment of one text."""
     return (await service.predict([body.text]))[0]
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
-async def predict_batch(body: BatchPredictRequest, service: Service) -> dict:
+async def predict_batch(body: BatchPredictRequest, service: Service, _: PredictionKey) -> dict:
     """Sentiment of each text, in order."""
     return {"predictions": await service.predict(body.texts), "model": service.model_ref}
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import Service
+from app.api.deps import PredictionKey, Service
 from app.schemas import InferRequest, InferResponse, ProtocolError
 
 # tritonclient posts JSON without a Content-Type header, so this router does not insist on one
 router = APIRouter(
     prefix="/v2",
     tags=["open inference protocol"],
-    responses={status: {"model": ProtocolError} for status in (404, 413, 422, 503)},
+    responses={status: {"model": ProtocolError} for status in (401, 404, 413, 422, 429, 503, 504)},
     strict_content_type=False,
 )
 
@@ -55,6 +55,6 @@ async def model_ready(name: str, service: Service) -> JSONResponse:
     response_model_exclude_none=True,
     summary="Inference",
 )
-async def infer(name: str, body: InferRequest, service: Service) -> dict:
+async def infer(name: str, body: InferRequest, service: Service, _: PredictionKey) -> dict:
     """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
     return await service.infer_v2(name, body)

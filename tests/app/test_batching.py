@@ -55,7 +55,7 @@ def test_concurrent_requests_are_coalesced_and_equal_to_alone(bundle_dir) -> Non
 
 
 def test_a_failing_inference_fails_only_its_requests() -> None:
-    def infer(sequences):
+    def infer(sequences, model=None):
         if any(0 in s for s in sequences):
             raise RuntimeError("boom")
         return np.array([[0.5, 0.5]] * len(sequences))
@@ -74,7 +74,7 @@ def test_a_failing_inference_fails_only_its_requests() -> None:
 def test_stop_answers_queued_work_and_then_refuses() -> None:
     from app.errors import NotReady
 
-    def infer(sequences):
+    def infer(sequences, model=None):
         return np.array([[0.5, 0.5]] * len(sequences))
 
     async def scenario():
@@ -94,7 +94,7 @@ def test_stop_answers_queued_work_and_then_refuses() -> None:
 
 
 def test_worker_survives_a_failing_metrics_callback() -> None:
-    def infer(sequences):
+    def infer(sequences, model=None):
         return np.array([[0.25, 0.75]] * len(sequences))
 
     async def scenario():
