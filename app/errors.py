@@ -37,16 +37,16 @@ class NotReady(ServiceError):
     status_code, code = 503, "not_ready"
 
 
+class EmptyText(ServiceError):
+    """A text with nothing the tokenizer can read (empty, whitespace, only control characters)."""
+
+    status_code, code = 422, "empty_text"
+
+
 class Timeout(ServiceError):
     """The request was not answered within the configured time."""
 
     status_code, code = 504, "timeout"
-
-
-class RateLimited(ServiceError):
-    """This client sent more model requests than its rate limit allows."""
-
-    status_code, code = 429, "rate_limited"
 
 
 class ReloadRejected(ServiceError):

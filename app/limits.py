@@ -1,10 +1,14 @@
-"""Limits enforced before a request reaches the app: body size, and requests in flight."""
+"""Limits enforced before a request reaches the app: body size, requests in flight, rate."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
+from limits import parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
@@ -103,3 +107,35 @@ class InFlightLimit:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+class RateLimit:
+    """Pure ASGI middleware: per-client-address limits on the model routes, with ``limits``.
+
+    ``limits`` (the engine under slowapi) does the counting, in a moving window in memory. slowapi's
+    own middleware finds routes by walking ``app.routes``, which in this FastAPI version no longer
+    lists the routes of included routers, so it would exempt every route.
+    """
+
+    def __init__(self, app: ASGIApp, limit: str, on_reject: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.items = parse_many(limit)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._on_reject = on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(MODEL_ROUTES):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown", 0))[0]
+        for item in self.items:
+            if not self.limiter.hit(item, client):
+                if self._on_reject:
+                    self._on_reject()
+                retry = max(1, int(self.limiter.get_window_stats(item, client).reset_time - time.time()))
+                message = f"rate limit {item} exceeded for {client}"
+                await _answer(
+                    send, scope, 429, "rate_limited", message, [(b"retry-after", str(retry).encode())]
+                )
+                return
+        await self.app(scope, receive, send)

@@ -10,18 +10,13 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
-from slowapi.util import get_remote_address
 
 from app.api import admin, health, pages, v1, v2
-from app.errors import BundleError, RateLimited, install_handlers, service_error_response
-from app.limits import MODEL_ROUTES, BodySizeLimit, InFlightLimit
+from app.errors import BundleError, install_handlers
+from app.limits import BodySizeLimit, InFlightLimit, RateLimit
 from app.metrics import ModelMetrics
 from app.runtime import ModelRuntime
 from app.service import SentimentService
@@ -66,7 +61,9 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     # All are added before the instrumentator, so their 4xx answers are counted in its metrics.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
-        _add_rate_limit(app, settings.rate_limit, service)
+        app.add_middleware(
+            RateLimit, limit=settings.rate_limit, on_reject=service.metrics.rejected.labels("rate_limit").inc
+        )
     app.add_middleware(
         InFlightLimit,
         max_in_flight=settings.max_in_flight,
@@ -83,22 +80,6 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         app, include_in_schema=False
     )
     return app
-
-
-def _add_rate_limit(app: FastAPI, limit: str, service: SentimentService) -> None:
-    """slowapi's per-client-address limit on the model routes; health, metrics and pages are exempt."""
-    limiter = Limiter(key_func=get_remote_address, default_limits=[limit], storage_uri="memory://")
-    app.state.limiter = limiter
-    for route in app.routes:
-        if isinstance(route, APIRoute) and not route.path.startswith(MODEL_ROUTES):
-            limiter.exempt(route.endpoint)  # registers the route's name; the wrapper is not needed
-
-    async def limited(request, error: RateLimitExceeded):
-        service.metrics.rejected.labels("rate_limit").inc()
-        return service_error_response(request, RateLimited(f"rate limit {error.detail} exceeded"))
-
-    app.add_exception_handler(RateLimitExceeded, limited)
-    app.add_middleware(SlowAPIASGIMiddleware)
 
 
 def _reload_on_sighup(service: SentimentService) -> None:

@@ -15,6 +15,7 @@ from app.batcher import DynamicBatcher
 from app.errors import (
     BundleError,
     Disabled,
+    EmptyText,
     ModelNotFound,
     NotReady,
     PayloadTooLarge,
@@ -139,6 +140,10 @@ class SentimentService:
         async with self._deadline():
             model = self.runtime.model  # the whole request uses one model, even across a reload
             encoded = await self._encode(texts, model)
+            empty = [index for index, item in enumerate(encoded) if item.total == 0]
+            if empty:
+                where = f"text {empty[0]} has" if len(texts) > 1 else "the text has"
+                raise EmptyText(f"{where} no words to read (empty, blank or control characters only)")
             for item in encoded:
                 self.metrics.tokens.observe(len(item.ids))
             sequences = [item.ids for item in encoded]

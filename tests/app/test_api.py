@@ -23,12 +23,20 @@ def test_long_text_is_truncated_and_says_so(client) -> None:
 
 
 def test_batch_keeps_order_and_equals_single(client) -> None:
-    texts = [REVIEW, "awful , boring mess", "", "i loved it ! " * 5]
+    texts = [REVIEW, "awful , boring mess", "ok", "i loved it ! " * 5]
     batch = client.post("/v1/predict/batch", json={"texts": texts}).json()
     assert len(batch["predictions"]) == 4
     for text, prediction in zip(texts, batch["predictions"], strict=True):
         single = client.post("/v1/predict", json={"text": text}).json()
         assert abs(single["score"] - prediction["score"]) <= 1e-6
+
+
+def test_a_text_without_words_is_422_naming_it(client) -> None:
+    for text in ["", "   \n\t", "\u00a0\u3000"]:
+        response = client.post("/v1/predict", json={"text": text})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "empty_text"
+    batch = client.post("/v1/predict/batch", json={"texts": ["good", " "]})
+    assert batch.status_code == 422 and "text 1 has no words" in batch.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
