@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 import numpy as np
@@ -51,14 +52,21 @@ def free_port() -> int:
 
 
 def start_server(
-    bundle: Path, env: dict[str, str] | None = None, flags: Sequence[str] = ()
+    bundle: Path, env: dict[str, str] | None = None, flags: Sequence[str] = (), output: IO | None = None
 ) -> tuple[subprocess.Popen, str, float]:
-    """A server process, its base URL, and seconds from launch until ``/readyz`` answered 200."""
+    """A server process, its base URL, and seconds from launch until ``/readyz`` answered 200.
+
+    The server logs at ``--log-level info`` into ``output`` when given, else at ``warning`` to ours.
+    """
     port = free_port()
     environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(bundle), **(env or {})}
     started = time.perf_counter()
+    level = "info" if output else "warning"
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning", *flags], env=environment
+        [sys.executable, "-m", "app", "--port", str(port), "--log-level", level, *flags],
+        env=environment,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
     )
     base = f"http://127.0.0.1:{port}"
     probe = socket.create_connection
