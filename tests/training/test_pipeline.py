@@ -148,6 +148,8 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
         "bench.engines",
         "bench.quantized",
         "bench.report",
+        "bench.levers",
+        "bench.loadtest",
         "app",
     ],
 )
