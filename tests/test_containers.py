@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 BIN = Path(sys.executable).parent
@@ -159,6 +161,12 @@ def test_train_then_api_share_the_volume(tmp_path) -> None:
     assert train["restart"] == "no"
     for service in (train, api):
         assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
+
+    # read-only root filesystem; Docker waits out the service's drain and request timeout
+    assert api["read_only"] is True and "/tmp" in api["tmpfs"]
+    defaults = Settings.model_fields
+    drain, timeout = defaults["drain_s"].default, defaults["request_timeout_s"].default
+    assert float(api["stop_grace_period"].removesuffix("s")) > drain + timeout
 
 
 def test_base_image_and_port_are_settable(tmp_path) -> None:
