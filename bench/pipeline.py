@@ -10,6 +10,7 @@ review of a bundle, one review at a time and in length-bucketed batches of 64.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import time
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=30, help="training batches to time")
     parser.add_argument("--reviews", type=int, default=500, help="validation reviews to time inference on")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     dataset = load_imdb(args.data)
@@ -109,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"(p99 {timing['single_ms_p99']:.2f} ms); "
         f"{timing['batched_ms_per_review']:.3f} ms/review in batches of 64"
     )
+    if args.json:
+        args.json.write_text(json.dumps({"training": figures, "inference": timing}, indent=2))
 
 
 if __name__ == "__main__":

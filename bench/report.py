@@ -14,8 +14,9 @@ import datetime
 import json
 import os
 import platform
-import random
 import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +25,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-
-from bench import engines, quantized, roofline, service
-from bench.pipeline import training_throughput
-from model.bundle import load_card
-from training.data import load_imdb, stratified_split
 
 API_IMAGE_MB = 366  # measured by docker/e2e.sh (`docker image inspect`); see the README's Deployment
 
@@ -282,39 +278,36 @@ def markdown(results: dict, command: str) -> str:
     return "\n".join(lines)
 
 
+def _run(module: str, args: list[str], folder: Path) -> dict:
+    """Run one benchmark in a fresh process (so no thread pool of another one is left spinning
+    beside it) and return the figures it wrote."""
+    out = folder / f"{module.rsplit('.', 1)[1]}.json"
+    print(f"$ python -m {module} {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, "-m", module, *args, "--json", str(out)], check=True)
+    return json.loads(out.read_text())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI: run all benchmarks, write the JSON, plots and Markdown."""
     parser = argparse.ArgumentParser(description="Run all benchmarks; write docs/benchmarks.md.")
     parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
     parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
-    parser.add_argument("--config", type=Path, default=Path("configs/default.toml"), help="training config")
     parser.add_argument(
-        "--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/json and plots"
+        "--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/.json, plots"
     )
     parser.add_argument("--requests", type=int, default=600, help="HTTP requests per service measurement")
-    parser.add_argument(
-        "--skip-quantized", action="store_true", help="leave out the int8 accuracy run (minutes)"
-    )
+    parser.add_argument("--skip-quantized", action="store_true", help="leave out the int8 run (minutes)")
     args = parser.parse_args(argv)
-    dataset = load_imdb(args.data)
-    test_texts = [r.text for r in dataset.test]
-    sample = random.Random(0).sample(test_texts, max(args.requests, 512))
+    common = ["--bundle", str(args.bundle)] + (["--data", args.data] if args.data else [])
     results: dict = {"machine": machine()}
-    torch.set_num_threads(2)
-    train_split, _ = stratified_split(dataset.train, 0.1, seed=1234)
-    results["training"] = training_throughput(args.config, train_split, 30)
-    print(f"training: {results['training']['tokens_per_second']:,.0f} tokens/s")
-    results["roofline"] = roofline.roofline(args.bundle, test_texts[::50])
-    roofline.print_roofline(results["roofline"])
-    results["engines"] = engines.compare_engines(args.bundle, sample)
-    engines.print_engines(results["engines"])
-    results["service"] = service.benchmark(args.bundle, sample[: args.requests])
-    service.print_service(results["service"])
-    if not args.skip_quantized:
-        card = load_card(args.bundle)["train_config"]
-        _, validation = stratified_split(dataset.train, card["validation_fraction"], card["seed"])
-        results["quantized"] = quantized.compare(args.bundle, validation, dataset.test)
-        quantized.print_quantized(results["quantized"])
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        results["training"] = _run("bench.pipeline", [*common, "--reviews", "50"], folder)["training"]
+        results["roofline"] = _run("bench.roofline", common, folder)
+        results["engines"] = _run("bench.engines", common, folder)
+        results["service"] = _run("bench.service", [*common, "--requests", str(args.requests)], folder)
+        if not args.skip_quantized:
+            results["quantized"] = _run("bench.quantized", common, folder)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2))
     plots(results, args.out)

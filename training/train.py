@@ -41,6 +41,7 @@ from training.data import (
     stratified_split,
     take_per_label,
 )
+from training.distributed import SINGLE, World, close_world, init_world
 from training.pretrain import LM_KIND, load_pretrained, pretraining_summary
 
 
@@ -206,29 +207,42 @@ def to_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     )
 
 
-def train_epoch(model, optimizer, scheduler, data, config: RunConfig, epoch: int) -> dict:
-    """One pass over the training split; returns mean loss, accuracy and tokens per second."""
+def train_epoch(
+    model, optimizer, scheduler, data, config: RunConfig, epoch: int, world: World = SINGLE
+) -> dict:
+    """One pass over the training split; returns mean loss, accuracy and tokens per second.
+
+    Batches are global batches of ``world.size x batch_size`` reviews; each process trains on its
+    own slice (see :mod:`training.distributed`). A global batch too small to give every process a
+    review is skipped (at most one per epoch, and only with several processes).
+    """
     model.train()
     sequences, labels = data
-    batches = list(
-        bucketed_batches(sequences, labels, config.train.batch_size, shuffle_seed=config.train.seed + epoch)
-    )
+    global_size = config.train.batch_size * world.size
+    batches = [
+        batch
+        for batch in bucketed_batches(sequences, labels, global_size, shuffle_seed=config.train.seed + epoch)
+        if len(batch.labels) >= world.size
+    ]
     loss_sum, correct, seen, tokens, started = 0.0, 0, 0, 0, time.perf_counter()
-    progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch")
+    progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not world.is_main)
     for batch in progress:
-        token_ids, lengths, targets = to_tensors(batch)
+        token_ids, lengths, targets = to_tensors(world.shard(batch))
         logits = model(token_ids, lengths)
-        loss = nn.functional.cross_entropy(logits, targets)
+        summed = nn.functional.cross_entropy(logits, targets, reduction="sum")
+        # DDP averages gradients over processes: scaled so the average is the global batch's mean
+        loss = summed * (world.size / len(batch.labels))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm)
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.item() * len(targets)
+        loss_sum += summed.item()
         correct += (logits.argmax(1) == targets).sum().item()
         seen += len(targets)
         tokens += int(lengths.sum())
         progress.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+    loss_sum, correct, seen, tokens = world.sum([loss_sum, correct, seen, tokens])
     seconds = time.perf_counter() - started
     return {
         "train_loss": loss_sum / seen,
@@ -272,9 +286,19 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, state: dict, config
     )
 
 
-def fit(model, splits: Splits, config: RunConfig, output: Path, resume: bool) -> tuple[list[dict], float]:
-    """Train with early stopping on validation accuracy; returns the history and time taken."""
-    steps_per_epoch = math.ceil(len(splits.train[1]) / config.train.batch_size)
+def fit(
+    model, splits: Splits, config: RunConfig, output: Path, resume: bool, world: World = SINGLE
+) -> tuple[list[dict], float]:
+    """Train with early stopping on validation accuracy; returns the history and time taken.
+
+    Every process validates on the whole validation split (the same weights give the same
+    figures, so all take the same early-stopping decisions); only rank 0 writes files.
+    """
+    if world.size > 1 and config.train.freeze_epochs:
+        raise ValueError(
+            "--freeze-epochs is not supported under torchrun (DDP needs fixed trainable parameters)"
+        )
+    steps_per_epoch = math.ceil(len(splits.train[1]) / (config.train.batch_size * world.size))
     optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.train.epochs)
     state = {
         "epoch": 0,
@@ -290,7 +314,9 @@ def fit(model, splits: Splits, config: RunConfig, output: Path, resume: bool) ->
         scheduler.load_state_dict(saved["scheduler_state"])
         torch.set_rng_state(saved["torch_rng"])
         state = {key: saved[key] for key in state}
-        print(f"resumed after epoch {state['epoch']}")
+        if world.is_main:
+            print(f"resumed after epoch {state['epoch']}")
+    trained = world.wrap(model)
     while (
         state["epoch"] < config.train.epochs and state["epoch"] - state["best_epoch"] < config.train.patience
     ):
@@ -298,21 +324,22 @@ def fit(model, splits: Splits, config: RunConfig, output: Path, resume: bool) ->
         freeze_pretrained(model, config, frozen=state["epoch"] <= config.train.freeze_epochs)
         record = {
             "epoch": state["epoch"],
-            **train_epoch(model, optimizer, scheduler, splits.train, config, state["epoch"]),
+            **train_epoch(trained, optimizer, scheduler, splits.train, config, state["epoch"], world),
         }
         record.update(validate(model, splits.validation, config.train.batch_size))
         state["seconds"] += record["seconds"]
         state["history"].append(record)
-        with (output / "metrics.jsonl").open("a") as log:
-            log.write(json.dumps(record) + "\n")
-        print(json.dumps(record))
-        if record["validation_accuracy"] > state["best_accuracy"]:
-            state["best_accuracy"], state["best_epoch"] = (
-                record["validation_accuracy"],
-                state["epoch"],
-            )
-            save_checkpoint(output / "best.pt", model, optimizer, scheduler, state, config)
-        save_checkpoint(output / "checkpoint.pt", model, optimizer, scheduler, state, config)
+        better = record["validation_accuracy"] > state["best_accuracy"]
+        if better:
+            state["best_accuracy"], state["best_epoch"] = record["validation_accuracy"], state["epoch"]
+        if world.is_main:
+            with (output / "metrics.jsonl").open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            print(json.dumps(record))
+            if better:
+                save_checkpoint(output / "best.pt", model, optimizer, scheduler, state, config)
+            save_checkpoint(output / "checkpoint.pt", model, optimizer, scheduler, state, config)
+    world.barrier()  # best.pt is written
     best = torch.load(output / "best.pt", weights_only=False)
     model.load_state_dict(best["model_state"])
     return state["history"], state["seconds"]
@@ -327,8 +354,13 @@ def parity_sample(sequences: Sequence[Sequence[int]], count: int = 48) -> list[S
     return chosen
 
 
-def build_model(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> tuple[SentimentClassifier, str]:
-    """The network with its starting weights (word vectors, or a checkpoint's), and how it started."""
+def build_model(
+    config: RunConfig, tokenizer: Tokenizer, splits: Splits, world: World = SINGLE
+) -> tuple[SentimentClassifier, str]:
+    """The network with its starting weights (word vectors, or a checkpoint's), and how it started.
+
+    Under torchrun only rank 0 computes word vectors: DDP gives every rank rank 0's weights.
+    """
     model_config = config.model_config(len(tokenizer.vocabulary))
     model = SentimentClassifier(model_config)
     if config.train.init_from:
@@ -340,6 +372,8 @@ def build_model(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> tupl
             raise ValueError(f"{config.train.init_from}: its model config differs from this run's")
         model.load_state_dict(start["model_state"])
         return model, f"from {config.train.init_from}"
+    if not world.is_main:
+        return model, "from rank 0"
     vectors, embedding_note = initial_embeddings(config, model_config, tokenizer, splits)
     if vectors is not None:
         model.embedding.weight.data.copy_(torch.from_numpy(vectors))
@@ -368,40 +402,49 @@ def current_bundle(config: RunConfig) -> Path | None:
     return bundle if same else None
 
 
-def run(config: RunConfig, resume: bool = False, command: str = "") -> Path:
-    """The whole pipeline; returns the bundle folder."""
+def run(config: RunConfig, resume: bool = False, command: str = "") -> Path | None:
+    """The whole pipeline; returns the bundle folder (None on the ranks other than 0 under torchrun)."""
     from training.bundle import write_bundle
 
-    output = Path(config.train.output)
-    output.mkdir(parents=True, exist_ok=True)
-    set_seed(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    tokenizer, splits, source = prepare_data(config)
-    model, embedding_note = build_model(config, tokenizer, splits)
-    pseudo_note = add_pseudo_labels(config, tokenizer, splits)
-    pretraining = pretraining_summary(config.train.init_from)
-    history, seconds = fit(model, splits, config, output, resume)
-    return write_bundle(
-        output / "bundle",
-        model,
-        tokenizer,
-        splits,
-        config,
-        history,
-        {
-            "train_seconds": round(seconds, 1),
-            "command": command,
-            "embeddings": embedding_note,
-            "data_path": source,
-            "train_size": len(splits.train[1]),
-            "parity_sample": parity_sample(splits.validation[0]),
-            "self_training": pseudo_note,
-            "pretraining": pretraining,
-            "fingerprint": fingerprint(config),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-        },
-    )
+    world = init_world()
+    try:
+        output = Path(config.train.output)
+        output.mkdir(parents=True, exist_ok=True)
+        set_seed(config.train.seed)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        tokenizer, splits, source = prepare_data(config)
+        model, embedding_note = build_model(config, tokenizer, splits, world)
+        pseudo_note = add_pseudo_labels(config, tokenizer, splits)
+        pretraining = pretraining_summary(config.train.init_from)
+        if world.size > 1:
+            set_seed(config.train.seed + world.rank)  # different dropout masks on each rank
+        history, seconds = fit(model, splits, config, output, resume, world)
+        if not world.is_main:
+            return None
+        return write_bundle(
+            output / "bundle",
+            model,
+            tokenizer,
+            splits,
+            config,
+            history,
+            {
+                "train_seconds": round(seconds, 1),
+                "command": command,
+                "embeddings": embedding_note,
+                "data_path": source,
+                "train_size": len(splits.train[1]),
+                "parity_sample": parity_sample(splits.validation[0]),
+                "self_training": pseudo_note,
+                "pretraining": pretraining,
+                "fingerprint": fingerprint(config),
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads"
+                + (f", {world.size} processes (torchrun)" if world.size > 1 else ""),
+            },
+        )
+    finally:
+        close_world(world)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -435,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"bundle written to {bundle}")
+    if bundle is not None:
+        print(f"bundle written to {bundle}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+"""Kubernetes manifests (deploy/k8s): valid against the Kubernetes schemas, and in agreement
+with the service, the images and each other.
+
+No cluster is needed or used: kubernetes-validate checks every manifest against the published
+OpenAPI schemas of a Kubernetes release, and the rest compares the manifests with the code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from app.main import create_app
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES = "1.33"  # the schemas the manifests are checked against
+MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((K8S / name).read_text())
+
+
+def _by_kind() -> dict[str, dict]:
+    return {doc["kind"]: doc for doc in map(yaml.safe_load, (p.read_text() for p in MANIFESTS))}
+
+
+def _option(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def _dockerfile_user(name: str) -> int:
+    (user,) = re.findall(r"^USER (\d+)$", (ROOT / "docker" / name).read_text(), re.MULTILINE)
+    return int(user)
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_is_valid_kubernetes(manifest: Path) -> None:
+    kubernetes_validate.validate(yaml.safe_load(manifest.read_text()), KUBERNETES, strict=True)
+
+
+def test_validation_can_fail() -> None:
+    broken = _load("api-deployment.yaml")
+    broken["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = {"x": 1}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+    typo = _load("api-service.yaml")
+    typo["spec"]["selectr"] = typo["spec"].pop("selector")
+    with pytest.raises(kubernetes_validate.ValidationError):  # strict: unknown fields are errors
+        kubernetes_validate.validate(typo, KUBERNETES, strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    assert sorted(_load("kustomization.yaml")["resources"]) == [p.name for p in MANIFESTS]
+
+
+def test_settings_are_the_services_own() -> None:
+    settings = _load("configmap.yaml")["data"]
+    known = {f"SENTIMENT_{name.upper()}" for name in Settings.model_fields}
+    assert set(settings) <= known, set(settings) - known
+    parsed = Settings(**{key.removeprefix("SENTIMENT_").lower(): value for key, value in settings.items()})
+    assert parsed.threads == int(settings["SENTIMENT_THREADS"])
+
+
+def test_deployment_agrees_with_the_service_and_the_image() -> None:
+    kinds = _by_kind()
+    deployment, service, config = kinds["Deployment"], kinds["Service"], kinds["ConfigMap"]["data"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    paths = create_app(Settings()).openapi()["paths"]
+
+    # probes hit the service's real health routes, on the port the server listens on
+    port = int(_option(container["args"], "--port"))
+    (declared,) = container["ports"]
+    assert (
+        declared["containerPort"] == port and f"EXPOSE {port}" in (ROOT / "docker/api.Dockerfile").read_text()
+    )
+    for probe, path in (
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("startupProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": declared["name"]}
+        assert path in paths
+    assert service["spec"]["ports"][0]["targetPort"] == declared["name"]
+
+    # the settings come from the ConfigMap; the bundle folder is on the read-only volume
+    assert container["envFrom"] == [{"configMapRef": {"name": kinds["ConfigMap"]["metadata"]["name"]}}]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert set(mounts) == set(volumes)
+    assert mounts["bundles"]["readOnly"] is True
+    assert (
+        volumes["bundles"]["persistentVolumeClaim"]["claimName"]
+        == kinds["PersistentVolumeClaim"]["metadata"]["name"]
+    )
+    assert config["SENTIMENT_MODEL_DIR"].startswith(mounts["bundles"]["mountPath"] + "/")
+
+    # the kubelet waits longer than the service's drain plus its request timeout
+    drain, timeout = float(config["SENTIMENT_DRAIN_S"]), float(config["SENTIMENT_REQUEST_TIMEOUT_S"])
+    assert pod["terminationGracePeriodSeconds"] > drain + timeout
+
+    # non-root as in the image, read-only root filesystem, the image's name from compose
+    assert pod["securityContext"]["runAsUser"] == _dockerfile_user("api.Dockerfile")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert container["image"] == compose["x-api"]["image"]
+
+
+def test_job_writes_the_bundle_the_api_reads() -> None:
+    kinds = _by_kind()
+    job, config = kinds["Job"], kinds["ConfigMap"]["data"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert f"{_option(container['args'], '--output')}/bundle" == config["SENTIMENT_MODEL_DIR"]
+    assert "--skip-if-current" in container["args"] and "--download" in container["args"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]}
+    assert (
+        mounts["bundles"] == "/bundles"
+        and claims["bundles"] == kinds["PersistentVolumeClaim"]["metadata"]["name"]
+    )
+    assert _option(container["args"], "--data").startswith(mounts["data"] + "/")
+    assert pod["securityContext"]["runAsUser"] == _dockerfile_user("trainer.Dockerfile")
+    assert (ROOT / _option(container["args"], "--config")).is_file()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert container["image"] == compose["services"]["train"]["image"]
+
+
+def test_autoscaler_and_disruption_budget_target_the_deployment() -> None:
+    kinds = _by_kind()
+    deployment, hpa, pdb, service = (
+        kinds["Deployment"],
+        kinds["HorizontalPodAutoscaler"],
+        kinds["PodDisruptionBudget"],
+        kinds["Service"],
+    )
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    # a voluntary disruption can always take one pod, even at the autoscaler's floor
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "cpu" in container["resources"]["requests"]  # the HPA's utilisation needs a request
