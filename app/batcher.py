@@ -34,12 +34,15 @@ class _Pending:
     model: Any
 
 
-def length_groups(lengths: list[int], max_batch_size: int, waste: float = 1.5) -> list[list[int]]:
+def length_groups(
+    lengths: list[int], max_batch_size: int, waste: float = 1.5, max_tokens: int | None = None
+) -> list[list[int]]:
     """Indices grouped for inference: sorted by length, each group's padded size at most
-    ``waste`` times its real tokens and at most ``max_batch_size`` long.
+    ``waste`` times its real tokens and at most ``max_tokens``, and at most ``max_batch_size`` long.
 
     1.5 lets up to a third of a batch's steps be padding: enough to coalesce reviews of similar
-    length, while a 10-token text is never padded to the length of a 500-token neighbour.
+    length, while a 10-token text is never padded to the length of a 500-token neighbour. The
+    token budget bounds the memory of one call (its activations grow with batch x length).
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     groups: list[list[int]] = []
@@ -47,7 +50,8 @@ def length_groups(lengths: list[int], max_batch_size: int, waste: float = 1.5) -
         group = groups[-1] if groups else None
         if group is not None and len(group) < max_batch_size:
             real = sum(lengths[i] for i in group) + lengths[index]
-            if lengths[index] * (len(group) + 1) <= waste * real:  # sorted: this one is the longest
+            padded = lengths[index] * (len(group) + 1)  # sorted: this one is the longest
+            if padded <= waste * real and (max_tokens is None or padded <= max_tokens):
                 group.append(index)
                 continue
         groups.append([index])
@@ -64,6 +68,7 @@ class DynamicBatcher:
         max_wait_s: float,
         on_batch: Callable[[int], None] | None = None,
         workers: int = 1,
+        max_batch_tokens: int | None = None,
     ) -> None:
         self._infer = infer
         self._max_batch_size = max_batch_size
@@ -72,6 +77,7 @@ class DynamicBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._workers: list[asyncio.Task] = []
         self._worker_count = workers
+        self._max_batch_tokens = max_batch_tokens
         self._closing = False
 
     @property
@@ -134,7 +140,10 @@ class DynamicBatcher:
                 for item in batch:  # a model swap mid-batch: each item runs on its own model
                     by_model.setdefault(id(item.model), []).append(item)
                 for items in by_model.values():
-                    for group in length_groups([len(item.sequence) for item in items], self._max_batch_size):
+                    lengths = [len(item.sequence) for item in items]
+                    for group in length_groups(
+                        lengths, self._max_batch_size, max_tokens=self._max_batch_tokens
+                    ):
                         # a waiter that gave up (client gone, timed out) is not worth an inference
                         await self._answer([items[i] for i in group if not items[i].future.done()])
             finally:

@@ -44,6 +44,7 @@ class SentimentService:
             settings.batch_wait_ms / 1000,
             on_batch=metrics.batch_size.observe,
             workers=settings.inference_workers,
+            max_batch_tokens=settings.max_batch_tokens,
         )
         self.draining = False  # SIGTERM received: readiness says 503 while requests are still served
 

@@ -26,8 +26,16 @@ class Settings(BaseSettings):
         2_000_000, ge=1024, description="Largest request body accepted, checked before parsing; else 413."
     )
     max_batch_size: int = Field(32, ge=1, description="Most texts coalesced into one onnxruntime call.")
+    max_batch_tokens: int = Field(
+        4096,
+        ge=1,
+        description="Most padded tokens (texts x longest) in one coalesced call: bounds its memory.",
+    )
     batch_wait_ms: float = Field(
         0.0, ge=0, le=1000, description="How long a request waits for others to share its call."
+    )
+    memory_arena: bool = Field(
+        True, description="onnxruntime's CPU memory arena (faster reuse, higher peak memory)."
     )
     inference_workers: int = Field(
         1, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."

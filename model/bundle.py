@@ -44,10 +44,17 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelConfig, dict[str,
     return proto, config, weights
 
 
-def onnx_session(model: str | Path | bytes, threads: int = 1) -> onnxruntime.InferenceSession:
-    """An onnxruntime CPU session for a ``model.onnx`` path or its serialized bytes."""
+def onnx_session(
+    model: str | Path | bytes, threads: int = 1, memory_arena: bool = True
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session for a ``model.onnx`` path or its serialized bytes.
+
+    Without the memory arena, buffers go back to the allocator after each call instead of
+    staying reserved at the largest batch ever seen (lower peak RSS; see docs/levers.md).
+    """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = memory_arena
     source = model if isinstance(model, bytes) else str(model)
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])

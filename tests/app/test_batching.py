@@ -29,6 +29,9 @@ def test_length_groups_keep_short_texts_apart_from_long_ones() -> None:
     assert sorted(i for g in groups for i in g) == list(range(6))
     assert [sorted(g) for g in groups] == [[0, 2, 3, 5], [1, 4]]
     assert all(len(g) <= 2 for g in length_groups([5] * 6, max_batch_size=2))
+    # the token budget: padded size (count x longest) stays within it; one text always fits
+    budgeted = length_groups([100, 100, 100, 100, 900], max_batch_size=8, max_tokens=250)
+    assert sorted(map(sorted, budgeted)) == [[0, 1], [2, 3], [4]]
 
 
 def test_concurrent_requests_are_coalesced_and_equal_to_alone(bundle_dir) -> None:

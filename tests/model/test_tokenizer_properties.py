@@ -10,7 +10,9 @@ from model.tokenizer import Tokenizer, Vocabulary, normalize, tokenize
 VOCABULARY = Vocabulary.build([tokenize("a great film , i loved it ! not bad . don't miss it")], max_size=50)
 TOKENIZER = Tokenizer(VOCABULARY)
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=400)
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+)
 
 
 @SETTINGS
