@@ -275,6 +275,16 @@ def markdown(results: dict, command: str) -> str:
         f"({t['batches']} length-bucketed batches, forward + backward + AdamW step, 2 threads).",
         "",
     ]
+    if "distributed" in results:
+        d = results["distributed"]
+        lines += [
+            f"One epoch on {d['limit_reviews']} reviews per label (`python -m bench.ddp`): "
+            f"one process with 2 threads {d['one_process_tokens_per_s']:,} tokens/s; "
+            "`torchrun --nproc_per_node 2` (DDP, gloo, "
+            f"1 thread each, the same global batch) {d['two_processes_tokens_per_s']:,} tokens/s "
+            f"({d['ratio']:.2f}x).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -308,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["service"] = _run("bench.service", [*common, "--requests", str(args.requests)], folder)
         if not args.skip_quantized:
             results["quantized"] = _run("bench.quantized", common, folder)
+        results["distributed"] = _run("bench.ddp", common, folder)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2))
     plots(results, args.out)

@@ -150,6 +150,7 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
         "bench.report",
         "bench.levers",
         "bench.loadtest",
+        "bench.ddp",
         "app",
     ],
 )
