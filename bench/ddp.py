@@ -10,7 +10,6 @@ same 64 per step). Prints the ``tokens_per_second`` each run logged (all process
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import cli
 from bench.service import free_port
 
 
@@ -47,19 +47,19 @@ def measure(data: str, limit: int = 1500) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
-    parser = argparse.ArgumentParser(description="Training tokens/s, 1 process vs 2 under torchrun.")
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"), help="IMDB archive or folder")
-    parser.add_argument("--bundle", help="ignored (accepted so bench.report can pass it)")
+    parser = cli.parser("Training tokens/s, 1 process vs 2 under torchrun.")
     parser.add_argument("--limit-reviews", type=int, default=1500, help="training reviews per label")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    figures = measure(args.data, args.limit_reviews)
+    figures = measure(args.data or os.environ.get("IMDB_DATA", ""), args.limit_reviews)
+    cli.publish(figures, print_ddp, args.json)
+
+
+def print_ddp(figures: dict) -> None:
+    """Human-readable line."""
     print(
         f"training tokens/s: 1 process x 2 threads {figures['one_process_tokens_per_s']:,}; "
         f"torchrun 2 processes x 1 thread {figures['two_processes_tokens_per_s']:,} ({figures['ratio']:.2f}x)"
     )
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ engines see the same real test reviews: one per call (median), and length-sorted
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import statistics
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import cli
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.inputs import pad_batch
 from model.tokenizer import Tokenizer
@@ -112,17 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
     from training.data import load_imdb
 
-    parser = argparse.ArgumentParser(description="onnxruntime vs PyTorch eager per review.")
-    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser = cli.parser("onnxruntime vs PyTorch eager per review.")
     parser.add_argument("--reviews", type=int, default=200, help="reviews timed one per call")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     reviews = random.Random(0).sample(load_imdb(args.data).test, max(args.reviews, 512))
     results = compare_engines(args.bundle, [r.text for r in reviews], args.reviews)
-    print_engines(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    cli.publish(results, print_engines, args.json)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ per request, so a change can be kept or dropped on figures from one run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import random
 import time
 import urllib.request
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from bench import cli
 from bench.service import load, start_server
 
 LEVERS: dict[str, dict[str, str]] = {
@@ -88,11 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
     from training.data import load_imdb
 
-    parser = argparse.ArgumentParser(description="Serving settings side by side.")
-    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser = cli.parser("Serving settings side by side.")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     texts = [r.text for r in random.Random(0).sample(load_imdb(args.data).test, args.requests)]
     results = {}
@@ -105,8 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"server CPU {r['server_cpu_ms_per_request_32']:.2f} ms/request"
         )
     print(f"({time.perf_counter() - started:.0f} s)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    cli.publish(results, lambda _: None, args.json)  # the rows were printed as they came
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ server's peak RSS and whether it restarted (its PID changed or it exited). Witho
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import cli
 from bench.service import PeakRss, start_server
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -88,22 +88,18 @@ def print_load(figures: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
-    parser = argparse.ArgumentParser(description="Locust load test of /v1/predict on loopback.")
-    parser.add_argument("--data", default=os.environ.get("IMDB_DATA"), help="IMDB archive for real reviews")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser = cli.parser("Locust load test of /v1/predict on loopback.")
     parser.add_argument("--users", type=int, default=64, help="concurrent clients")
     parser.add_argument("--seconds", type=int, default=60, help="duration")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     texts = BUILT_IN
-    if args.data and Path(args.data).exists():
+    data = args.data or os.environ.get("IMDB_DATA")
+    if data and Path(data).exists():
         from training.data import load_imdb
 
-        texts = [r.text for r in random.Random(0).sample(load_imdb(args.data).test, 2000)]
+        texts = [r.text for r in random.Random(0).sample(load_imdb(data).test, 2000)]
     figures = run_load(args.bundle, texts, args.users, args.seconds)
-    print_load(figures)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    cli.publish(figures, print_load, args.json)
     if figures["failures"] or not figures["server_alive_same_pid"]:
         sys.exit(1)
 

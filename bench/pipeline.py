@@ -9,7 +9,6 @@ review of a bundle, one review at a time and in length-bucketed batches of 64.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import cli
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
@@ -86,14 +86,11 @@ def time_sequences(session, sequences: Sequence[Sequence[int]]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI: run both measurements and print them."""
-    parser = argparse.ArgumentParser(description="Training tokens/s and ONNX inference time per review.")
-    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
+    parser = cli.parser("Training tokens/s and ONNX inference time per review.")
     parser.add_argument("--config", type=Path, default=Path("configs/default.toml"), help="training config")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
     parser.add_argument("--batches", type=int, default=30, help="training batches to time")
     parser.add_argument("--reviews", type=int, default=500, help="validation reviews to time inference on")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     dataset = load_imdb(args.data)

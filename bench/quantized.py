@@ -12,8 +12,6 @@ for the float32 graph only.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from bench import cli
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.inputs import pad_batch
 from model.tokenizer import Tokenizer
@@ -88,19 +87,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
     from training.data import load_imdb, stratified_split
 
-    parser = argparse.ArgumentParser(description="int8 vs float32: time per review and accuracy.")
-    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser = cli.parser("int8 vs float32: time per review and accuracy.")
     args = parser.parse_args(argv)
     card = load_card(args.bundle)
     dataset = load_imdb(args.data)
     split = card["train_config"]
     _, validation = stratified_split(dataset.train, split["validation_fraction"], split["seed"])
     results = compare(args.bundle, validation, dataset.test)
-    print_quantized(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    cli.publish(results, print_quantized, args.json)
 
 
 if __name__ == "__main__":

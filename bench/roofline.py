@@ -21,8 +21,6 @@ review per call. Speeds come from numpy's BLAS with ``threadpoolctl`` setting it
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench import cli
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, onnx_session, read_onnx
 from model.config import ModelConfig
 from model.inputs import pad_batch
@@ -190,18 +189,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
     from training.data import load_imdb
 
-    parser = argparse.ArgumentParser(description="FLOPs, machine speed, bound and measured time per review.")
-    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser = cli.parser("FLOPs, machine speed, bound and measured time per review.")
     parser.add_argument("--tokens", type=int, default=230, help="review length in tokens")
     parser.add_argument("--reviews", type=int, default=100, help="real reviews to time")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     texts = [r.text for r in load_imdb(args.data).test[::50]]
     results = roofline(args.bundle, texts, args.tokens, args.reviews)
-    print_roofline(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    cli.publish(results, print_roofline, args.json)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ server, as it does on any one-box benchmark: figures are for the pair.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import random
 import socket
@@ -40,6 +38,7 @@ import psutil
 
 from app.runtime import ModelRuntime
 from app.settings import Settings
+from bench import cli
 
 CLIENTS = (1, 8, 32, 64)
 
@@ -214,20 +213,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
     from training.data import load_imdb
 
-    parser = argparse.ArgumentParser(
-        description="Latency, throughput, memory and start-up of the HTTP service."
-    )
-    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    parser = cli.parser("Latency, throughput, memory and start-up of the HTTP service.")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     reviews = load_imdb(args.data).test
     texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
     results = benchmark(args.bundle, texts)
-    print_service(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    cli.publish(results, print_service, args.json)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""What every benchmark's command line shares: the data, the bundle, and a JSON copy of the figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with ``--data``, ``--bundle`` and ``--json``."""
+    made = argparse.ArgumentParser(description=description)
+    made.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
+    made.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle folder")
+    made.add_argument("--json", type=Path, help="also write the figures here")
+    return made
+
+
+def publish(figures: dict, printer: Callable[[dict], None], path: Path | None) -> None:
+    """Print ``figures`` with ``printer``, and write them as JSON to ``path`` when given."""
+    printer(figures)
+    if path:
+        path.write_text(json.dumps(figures, indent=2))
