@@ -162,8 +162,9 @@ def test_train_then_api_share_the_volume(tmp_path) -> None:
     for service in (train, api):
         assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
 
-    # read-only root filesystem; Docker waits out the service's drain and request timeout
-    assert api["read_only"] is True and "/tmp" in api["tmpfs"]
+    # read-only root filesystems; Docker waits out the service's drain and request timeout
+    for service in (train, api):
+        assert service["read_only"] is True and "/tmp" in service["tmpfs"]
     defaults = Settings.model_fields
     drain, timeout = defaults["drain_s"].default, defaults["request_timeout_s"].default
     assert float(api["stop_grace_period"].removesuffix("s")) > drain + timeout
