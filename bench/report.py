@@ -26,7 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-API_IMAGE_MB = 366  # measured by docker/e2e.sh (`docker image inspect`); see the README's Deployment
+# measured by docker/e2e.sh (it prints `docker image` sizes), not by this script: no engine here
+API_IMAGE_MB = 383
 
 
 def _cpu_name() -> str:
