@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from bench import engines, quantized, report, roofline, service
+from bench import engines, overhead, quantized, report, roofline, service
 from model.config import ModelConfig
 from tests.bundles import CORPUS, make_bundle
 from training.data import Review
@@ -100,3 +100,14 @@ def test_service_benchmark_and_report(tmp_path) -> None:
     assert "| target | measured | absolute | met |" in text
     assert report.plots(combined, tmp_path) == ["bench_service.png", "bench_engines.png"]
     assert (tmp_path / "bench_service.png").stat().st_size > 0
+
+
+def test_overhead_splits_a_request_into_its_parts(tmp_path) -> None:
+    import asyncio
+
+    from app.settings import Settings
+
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    figures = asyncio.run(overhead._measure(Settings(model_dir=bundle), requests=20))
+    assert 0 < figures["inference_ms"] <= figures["service_predict_ms"] <= figures["request_ms"]
+    assert figures["healthz_ms"] > 0

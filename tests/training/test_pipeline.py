@@ -151,6 +151,7 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
         "bench.levers",
         "bench.loadtest",
         "bench.ddp",
+        "bench.overhead",
         "app",
     ],
 )
