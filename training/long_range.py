@@ -42,7 +42,24 @@ def make_batch(batch_size: int, length: int, generator: torch.Generator) -> tupl
     return ids, labels
 
 
-def build(cell: str, hidden_size: int, seed: int) -> SentimentClassifier:
+def set_memory_bias(model: SentimentClassifier, bias: float) -> None:
+    """Start the gated cells remembering: the LSTM's forget-gate and the GRU's update-gate biases
+    (summed over the input and recurrent bias vectors) set to ``bias``. A plain RNN has no gate
+    to set, which is the point of the comparison. sigma(3) = 0.95 keeps about 0.95^T of the
+    first token's trace after T steps, against sigma(1)^T = 0.73^T with the default bias of 1.
+    """
+    if model.config.cell == "rnn":
+        return
+    hidden = model.config.hidden_size
+    # PyTorch gate blocks: LSTM (i, f, g, o) -> forget is block 1; GRU (r, z, n) -> update is block 1
+    with torch.no_grad():
+        for directions in model.encoder.layers:
+            for direction in directions:
+                direction.bias_ih_l0[hidden : 2 * hidden].fill_(bias / 2)
+                direction.bias_hh_l0[hidden : 2 * hidden].fill_(bias / 2)
+
+
+def build(cell: str, hidden_size: int, seed: int, memory_bias: float | None = None) -> SentimentClassifier:
     """A one-layer, one-direction classifier reading the sequence and deciding at its end."""
     torch.manual_seed(seed)
     config = ModelConfig(
@@ -55,7 +72,10 @@ def build(cell: str, hidden_size: int, seed: int) -> SentimentClassifier:
         embed_dropout=0.0,
         dropout=0.0,
     )
-    return SentimentClassifier(config)
+    model = SentimentClassifier(config)
+    if memory_bias is not None:
+        set_memory_bias(model, memory_bias)
+    return model
 
 
 def input_gradient_norms(model: SentimentClassifier, ids: Tensor, labels: Tensor) -> list[float]:
@@ -91,10 +111,17 @@ class Result:
 
 
 def run_cell(
-    cell: str, length: int, steps: int, batch_size: int, hidden_size: int, seed: int, lr: float = 1e-2
+    cell: str,
+    length: int,
+    steps: int,
+    batch_size: int,
+    hidden_size: int,
+    seed: int,
+    lr: float = 1e-2,
+    memory_bias: float | None = None,
 ) -> Result:
     """Train one cell on the task and measure it."""
-    model = build(cell, hidden_size, seed)
+    model = build(cell, hidden_size, seed, memory_bias)
     probe = make_batch(256, length, torch.Generator().manual_seed(seed + 1))
     at_init = input_gradient_norms(model, *probe)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -156,13 +183,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--hidden-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
     parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm", "peephole"])
+    parser.add_argument(
+        "--memory-bias",
+        type=float,
+        help="start the LSTM forget-gate / GRU update-gate bias here (default: the model's own init)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for the JSON and plot")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = [
-        run_cell(cell, args.length, args.steps, args.batch_size, args.hidden_size, args.seed, args.lr)
+        run_cell(
+            cell,
+            args.length,
+            args.steps,
+            args.batch_size,
+            args.hidden_size,
+            args.seed,
+            args.lr,
+            args.memory_bias,
+        )
         for cell in args.cells
     ]
     print(f"{'cell':10} {'accuracy':>8} {'loss':>7} {'seconds':>7} {'|g_0|/|g_T| at init':>20}")
