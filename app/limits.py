@@ -79,6 +79,10 @@ async def _answer(
 MODEL_ROUTES = ("/v1/predict", "/v1/trace", "/v2/models/")
 
 
+def _runs_the_model(scope: Scope) -> bool:
+    return scope["type"] == "http" and scope["path"].startswith(MODEL_ROUTES)
+
+
 class InFlightLimit:
     """Pure ASGI middleware: at most ``max_in_flight`` model requests at once; beyond, a quick 429.
 
@@ -93,7 +97,7 @@ class InFlightLimit:
         self._on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(MODEL_ROUTES):
+        if not _runs_the_model(scope):
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
@@ -124,7 +128,7 @@ class RateLimit:
         self._on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(MODEL_ROUTES):
+        if not _runs_the_model(scope):
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]

@@ -58,7 +58,11 @@ class LoadedModel:
     name: str
     version: str
     max_tokens: int
-    folder: Path
+
+    @property
+    def ref(self) -> dict[str, str]:
+        """Name and version, as responses report which model answered."""
+        return {"name": self.name, "version": self.version}
 
     def encode(self, text: str) -> Encoded:
         """Tokens and ids of ``text`` under this model's token cap."""
@@ -101,7 +105,6 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         settings.model_name or card.get("name", "imdb-lstm"),
         str(card.get("version", "1")),
         settings.max_tokens or card["max_tokens"],
-        folder,
     )
 
 
@@ -208,14 +211,6 @@ class ModelRuntime:
         logger.info("model reloaded: %s %s -> %s %s", old.name, old.version, new.name, new.version)
         return new
 
-    def encode(self, text: str) -> Encoded:
-        """Tokens and ids of ``text`` under the current model's token cap."""
-        return self.model.encode(text)
-
-    def infer(self, sequences: list[list[int]]) -> np.ndarray:
-        """``probabilities`` ``[len(sequences), 2]`` from the current model."""
-        return self.model.infer(sequences)
-
     def predict(self, texts: list[str]) -> list[PredictionResult]:
         """Predictions for ``texts`` in one call (the batcher uses :meth:`LoadedModel.infer` directly)."""
         model = self.model
@@ -253,6 +248,7 @@ class ModelRuntime:
             "token_ids": encoded.ids,
             "cell": config.cell,
             "layers": layers,
+            "model": model.ref,
         }
 
     def saliency(self, text: str, max_tokens: int) -> dict:
@@ -278,4 +274,5 @@ class ModelRuntime:
             "running": running.tolist(),
             "occlusion": (full - without).tolist(),
             "truncated": encoded.truncated,
+            "model": model.ref,
         }

@@ -75,7 +75,7 @@ class SentimentService:
                 f"the new bundle was rejected, the old model still serves: {error}"
             ) from None
         self._publish_info(model)
-        return {"name": model.name, "version": model.version}
+        return model.ref
 
     def drain(self) -> None:
         """Report not-ready from now on, and keep serving: load balancers stop sending first."""
@@ -101,11 +101,6 @@ class SentimentService:
     def model_card(self) -> dict:
         """The served bundle's model card."""
         return self.runtime.model.card
-
-    @property
-    def model_ref(self) -> dict[str, str]:
-        """Name and version of the served model."""
-        return {"name": self.runtime.model.name, "version": self.runtime.model.version}
 
     def _timed_infer(self, sequences: list[list[int]], model: LoadedModel) -> np.ndarray:
         started = time.perf_counter()
@@ -153,11 +148,15 @@ class SentimentService:
             else:
                 probabilities = await asyncio.to_thread(self._timed_infer, sequences, model)
                 self.metrics.batch_size.observe(len(sequences))
-        ref = {"name": model.name, "version": model.version}
         return [
-            {**asdict(make_prediction(row, item)), "model": ref}
+            {**asdict(make_prediction(row, item)), "model": model.ref}
             for row, item in zip(probabilities, encoded, strict=True)
         ]
+
+    async def predict_batch(self, texts: list[str]) -> dict:
+        """Predictions for ``texts`` and the one model that made them all."""
+        predictions = await self.predict(texts)
+        return {"predictions": predictions, "model": predictions[0]["model"]}
 
     @contextlib.asynccontextmanager
     async def _deadline(self) -> AsyncIterator[None]:
@@ -190,14 +189,13 @@ class SentimentService:
             result = await asyncio.to_thread(self.runtime.trace, text, cap)
         self.metrics.trace_seconds.observe(time.perf_counter() - started)
         self.metrics.tokens.observe(len(result["token_ids"]))
-        return {**result, "prediction": asdict(result["prediction"]), "model": self.model_ref}
+        return {**result, "prediction": asdict(result["prediction"])}
 
     async def saliency(self, text: str, max_tokens: int | None) -> dict:
         """Running sentiment and occlusion saliency per token of ``text``."""
         cap = self._trace_cap(text, max_tokens)
         async with self._deadline():
-            result = await asyncio.to_thread(self.runtime.saliency, text, cap)
-        return {**result, "model": self.model_ref}
+            return await asyncio.to_thread(self.runtime.saliency, text, cap)
 
     def check_model_name(self, name: str) -> None:
         """:class:`ModelNotFound` unless ``name`` is the served model's name."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cli
 from bench.service import load, start_server
@@ -46,13 +47,10 @@ LEVERS: dict[str, dict[str, str]] = {
 
 
 def _batch_metrics(base: str) -> dict[str, float]:
-    wanted = ("sentiment_batch_size_sum", "sentiment_batch_size_count")
+    """The server's ``sentiment_batch_size`` histogram: sum and count of coalesced texts."""
     text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
-    return {
-        line.split(" ")[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(wanted)
-    }
+    (family,) = (f for f in text_string_to_metric_families(text) if f.name == "sentiment_batch_size")
+    return {sample.name: sample.value for sample in family.samples if not sample.labels}
 
 
 def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:

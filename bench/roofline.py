@@ -143,19 +143,19 @@ def roofline(bundle: Path, texts: Sequence[str], tokens: int = 230, count: int =
     flops = forward_flops(config, tokens)
     gated = GATES[config.cell] * config.hidden_size
     results = {"tokens": tokens, "reviews": len(sequences), "flops": {**asdict(flops), "total": flops.total}}
+    matvec = {threads: matvec_gflops(gated, config.hidden_size, threads) for threads in (1, 2)}
     for threads in (1, 2):
         matmul = matmul_gflops(tokens, config.embed_dim, gated, threads)
-        matvec = matvec_gflops(gated, config.hidden_size, threads)
         # two independent recurrences (the directions) can use one core each
         parallel = min(threads, config.num_directions)
-        recurrent_speed = max(matvec * parallel, matvec_gflops(gated, config.hidden_size, 1) * parallel)
+        recurrent_speed = max(matvec[threads], matvec[1]) * parallel
         bound_ms = 1000 * (
             flops.input_projection / (matmul * 1e9) + (flops.recurrent + flops.head) / (recurrent_speed * 1e9)
         )
         measured = onnx_ms_per_review(onnx_session(bundle / ONNX_FILE, threads), sequences)
         results[f"threads_{threads}"] = {
             "matmul_gflops": matmul,
-            "matvec_gflops": matvec,
+            "matvec_gflops": matvec[threads],
             "recurrent_gflops": recurrent_speed,
             "bound_ms": bound_ms,
             "onnx_ms": measured,

@@ -29,7 +29,7 @@ async def predict(body: PredictRequest, service: Service, _: PredictionKey) -> d
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
 async def predict_batch(body: BatchPredictRequest, service: Service, _: PredictionKey) -> dict:
     """Sentiment of each text, in order."""
-    return {"predictions": await service.predict(body.texts), "model": service.model_ref}
+    return await service.predict_batch(body.texts)
 
 
 @router.post(

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from bench.service import free_port
+from bench.service import start_server
 from tests.bundles import make_bundle
 
 
@@ -47,28 +41,14 @@ def client(make_client) -> TestClient:
 
 
 @pytest.fixture(scope="module")
-def server(bundle_dir):
+def server(bundle_dir, tmp_path_factory):
     """A real ``python -m app`` process on a free loopback port; yields (base URL, port)."""
-    port = free_port()
-    env = {**os.environ, "SENTIMENT_MODEL_DIR": str(bundle_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as output:
         try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"server never became ready: {process.stdout.read()}")
-    yield base, port
+            process, base, _ = start_server(bundle_dir, output=output)
+        except SystemExit as error:
+            pytest.fail(f"server never became ready ({error}): {log.read_text()}")
+    yield base, int(base.rsplit(":", 1)[1])
     process.terminate()
     process.wait(timeout=10)
