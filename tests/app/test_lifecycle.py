@@ -63,6 +63,8 @@ def _status(url: str) -> int | str:
         return httpx.get(url, timeout=2).status_code
     except httpx.ConnectError:
         return "refused"
+    except httpx.TransportError:  # a probe caught by the listener's close (see docs/reliability.md)
+        return "reset"
 
 
 def _start_slow_request(base: str) -> socket.socket:
