@@ -207,11 +207,14 @@ def render_markdown(card: dict) -> str:
         for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "ece")
     )
     (tn, fp), (fn, tp) = test["confusion_matrix"]
+    self_training = card["training"].get("self_training", "none")
+    unlabelled = "" if self_training == "none" else f"Unlabelled reviews used: {self_training}.\n"
     return f"""# Model card: {card["name"]} {card["version"]}
 
 {card["architecture"]} ({card["parameters"]:,} parameters). Classifies an English movie review
-as negative or positive. Trained on the IMDB Large Movie Review Dataset (train split only;
-dataset sha256 `{card["dataset"]["sha256"]}`, split seed {card["dataset"]["split_seed"]}).
+as negative or positive. Trained on the IMDB Large Movie Review Dataset (its training split,
+never the test reviews; dataset sha256 `{card["dataset"]["sha256"]}`,
+split seed {card["dataset"]["split_seed"]}).
 
 ## Metrics (through onnxruntime, on the exported `model.onnx`)
 
@@ -238,7 +241,7 @@ ONNX (opset {card["onnx"]["opset"]}) vs PyTorch on {card["parity"]["reviews"]} v
 {card["training"]["epochs_run"]} epochs (best: {card["training"]["best_epoch"]}),
 {card["training"]["seconds"] / 60:.1f} min on {card["training"]["machine"]}; embeddings:
 {card["training"]["embeddings"]}. Reviews are cut to their first {card["max_tokens"]} tokens.
-{_pretraining_section(card["training"].get("pretraining"))}
+{unlabelled}{_pretraining_section(card["training"].get("pretraining"))}
 ## Limitations
 
 English movie reviews only; sarcasm, mixed reviews and text far from IMDB's style are read

@@ -49,8 +49,15 @@ class TrainConfig:
         "checkpoint (.pt) to start from: a classifier's (same model config) or a language model's "
         "from training.pretrain (its embedding and encoder)",
     )
-    pseudo_labels: str = _opt("", "bundle that labels the unlabelled reviews for self-training ('' = none)")
+    pseudo_labels: str = _opt(
+        "",
+        "teacher bundle(s) that label the unlabelled reviews, comma-separated (several are averaged); "
+        "'' = none",
+    )
     pseudo_threshold: float = _opt(0.95, "P(label) a pseudo-labelled review needs to join training")
+    pseudo_soft: bool = _opt(
+        False, "train on the teachers' P(positive) as a soft target (distillation) instead of a hard label"
+    )
     limit_reviews: int = _opt(0, "use only this many reviews per part and label (0: all); for smoke runs")
     threads: int = _opt(0, "torch threads (0: torch's default)")
     name: str = _opt("imdb-lstm", "model name written into the model card")

@@ -1,13 +1,23 @@
-"""Self-training on the unlabelled reviews (Yarowsky, 1995; "pseudo-labelling", Lee, 2013).
+"""Self-training and distillation on the unlabelled reviews.
 
-A trained bundle labels the 50k unlabelled reviews; those it is confident about join the
-training split, with as many positive as negative ones so the class balance stays. The test
-reviews are never used.
+One or several trained bundles (the teachers; several are averaged, an ensemble) label the 50k
+unlabelled reviews. Two ways to use those labels:
+
+- *hard* (self-training: Yarowsky, 1995; "pseudo-labelling", Lee, 2013): the reviews the
+  teachers are confident about join the training split with their predicted label, as many
+  positive as negative ones so the class balance stays;
+- *soft* (knowledge distillation: Hinton et al., 2015): the teachers' P(positive) itself is the
+  target, so one network learns what the ensemble knows, at one network's serving cost.
+
+The validation and test reviews are never labelled here. ``python -m training.self_training
+runs/*/bundle`` ranks every set of teachers by its ensemble's validation accuracy.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +27,91 @@ from model.tokenizer import Tokenizer, Vocabulary
 from training.evaluate import onnx_session, predict_positive
 
 
+def teacher_positive(
+    bundles: Sequence[Path], texts: Sequence[str], vocabulary: Vocabulary, max_tokens: int
+) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids of ``texts`` and the teachers' mean P(positive) for each.
+
+    Every teacher must share this run's vocabulary, so one token-id sequence serves them all.
+    """
+    if not bundles:
+        raise ValueError("no teacher bundle given")
+    for bundle in bundles:
+        load_card(bundle)
+        if Tokenizer.load(bundle / TOKENIZER_FILE).vocabulary != vocabulary:
+            raise ValueError(f"{bundle}: its vocabulary differs from this run's; teachers need the same one")
+    tokenizer = Tokenizer.load(bundles[0] / TOKENIZER_FILE)
+    sequences = [tokenizer.encode(text, max_tokens) for text in texts]
+    each = [predict_positive(onnx_session(bundle / ONNX_FILE, threads=2), sequences) for bundle in bundles]
+    positive = np.mean(each, axis=0)
+    return sequences, positive
+
+
 def pseudo_label(
-    bundle: Path, texts: Sequence[str], vocabulary: Vocabulary, threshold: float, max_tokens: int
-) -> tuple[list[list[int]], list[int]]:
-    """Token ids and labels of the texts ``bundle`` classifies with P >= ``threshold``, balanced."""
-    teacher = Tokenizer.load(bundle / TOKENIZER_FILE)
-    if teacher.vocabulary != vocabulary:
-        raise ValueError(f"{bundle}: its vocabulary differs from this run's; pseudo-labels need the same one")
-    load_card(bundle)
-    sequences = [teacher.encode(text, max_tokens) for text in texts]
-    positive = predict_positive(onnx_session(bundle / ONNX_FILE, threads=2), sequences)
+    bundles: Sequence[Path],
+    texts: Sequence[str],
+    vocabulary: Vocabulary,
+    threshold: float,
+    max_tokens: int,
+    soft: bool = False,
+) -> tuple[list[list[int]], list[int] | list[float]]:
+    """Token ids and targets of the texts the teachers classify with P >= ``threshold``.
+
+    Hard targets are labels 0/1, balanced by class, most confident first; soft targets are the
+    teachers' P(positive) of every review that passes the threshold (0.5 keeps them all).
+    """
+    sequences, positive = teacher_positive(bundles, texts, vocabulary, max_tokens)
+    if soft:
+        kept = np.flatnonzero(np.maximum(positive, 1.0 - positive) >= threshold)
+        return [sequences[i] for i in kept], [float(positive[i]) for i in kept]
     confident_pos = np.flatnonzero(positive >= threshold)
     confident_neg = np.flatnonzero(positive <= 1.0 - threshold)
     keep = min(len(confident_pos), len(confident_neg))
-    # the most confident of each class first
     chosen_pos = confident_pos[np.argsort(-positive[confident_pos])][:keep]
     chosen_neg = confident_neg[np.argsort(positive[confident_neg])][:keep]
     chosen = [(int(i), 1) for i in chosen_pos] + [(int(i), 0) for i in chosen_neg]
     return [sequences[i] for i, _ in chosen], [label for _, label in chosen]
+
+
+def rank_teacher_sets(
+    bundles: Sequence[Path], data: str | None, max_size: int = 0
+) -> list[tuple[float, tuple[str, ...]]]:
+    """Validation accuracy of the averaged P(positive) of every set of ``bundles``, best first.
+
+    Only the validation split of the bundles' common training split is read: choosing teachers
+    is choosing a model, and the test set chooses nothing.
+    """
+    from training.data import load_imdb, stratified_split
+
+    cards = [load_card(bundle) for bundle in bundles]
+    splits = {(card["dataset"]["split_seed"], card["dataset"]["validation_fraction"]) for card in cards}
+    if len(splits) != 1:
+        raise ValueError(f"the bundles were trained on different splits: {sorted(splits)}")
+    seed, fraction = splits.pop()
+    _, validation = stratified_split(load_imdb(data).train, fraction, seed)
+    vocabulary = Tokenizer.load(bundles[0] / TOKENIZER_FILE).vocabulary
+    max_tokens = cards[0]["max_tokens"]
+    texts, labels = [r.text for r in validation], np.array([r.label for r in validation])
+    positive = {str(b): teacher_positive([b], texts, vocabulary, max_tokens)[1] for b in bundles}
+    ranked = []
+    for size in range(1, (max_size or len(bundles)) + 1):
+        for chosen in combinations(positive, size):
+            mean = np.mean([positive[name] for name in chosen], axis=0)
+            ranked.append((float(((mean >= 0.5) == labels).mean()), chosen))
+    return sorted(ranked, key=lambda item: (-item[0], len(item[1])))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: rank every set of teacher bundles by its ensemble's validation accuracy."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("bundles", nargs="+", type=Path, help="model bundle folders")
+    parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
+    parser.add_argument("--max-size", type=int, default=0, help="largest set (0: all the bundles)")
+    parser.add_argument("--top", type=int, default=10, help="sets to print")
+    args = parser.parse_args(argv)
+    for accuracy, chosen in rank_teacher_sets(args.bundles, args.data, args.max_size)[: args.top]:
+        print(f"{accuracy:.4f}  {','.join(chosen)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -49,7 +49,7 @@ from training.pretrain import LM_KIND, load_pretrained, pretraining_summary
 class Splits:
     """Token ids and labels of the train, validation and test reviews."""
 
-    train: tuple[list[list[int]], list[int]]
+    train: tuple[list[list[int]], list[float]]  # labels, and soft targets after distillation
     validation: tuple[list[list[int]], list[int]]
     test: tuple[list[list[int]], list[int]]
     unlabelled_tokens: list[list[str]]
@@ -135,23 +135,25 @@ def initial_embeddings(
 
 
 def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> str:
-    """Add confidently pseudo-labelled unlabelled reviews to the training split; describe it."""
+    """Add the unlabelled reviews the teachers label to the training split; describe it."""
     if not config.train.pseudo_labels:
         return "none"
     from training.self_training import pseudo_label
 
-    bundle = Path(config.train.pseudo_labels)
-    sequences, labels = pseudo_label(
-        bundle,
+    bundles = [Path(part.strip()) for part in config.train.pseudo_labels.split(",") if part.strip()]
+    sequences, targets = pseudo_label(
+        bundles,
         splits.unlabelled_texts,
         tokenizer.vocabulary,
         config.train.pseudo_threshold,
         config.train.max_tokens,
+        soft=config.train.pseudo_soft,
     )
     splits.train[0].extend(sequences)
-    splits.train[1].extend(labels)
-    threshold = config.train.pseudo_threshold
-    return f"{len(labels)} unlabelled reviews pseudo-labelled by {bundle} at P >= {threshold}"
+    splits.train[1].extend(targets)
+    teachers = ", ".join(str(bundle) for bundle in bundles)
+    kind = "soft targets (distillation)" if config.train.pseudo_soft else "pseudo-labelled"
+    return f"{len(targets)} unlabelled reviews {kind} by {teachers} at P >= {config.train.pseudo_threshold}"
 
 
 def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
@@ -207,6 +209,20 @@ def to_tensors(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     )
 
 
+def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy. Integer targets are labels; a batch holding soft targets (a
+    teacher's P(positive), see :mod:`training.self_training`) is a float tensor, in which a
+    labelled review's 0/1 gives exactly its label's loss."""
+    if targets.is_floating_point():
+        return nn.functional.cross_entropy(logits, torch.stack([1.0 - targets, targets], 1), reduction="sum")
+    return nn.functional.cross_entropy(logits, targets, reduction="sum")
+
+
+def hard_labels(targets: torch.Tensor) -> torch.Tensor:
+    """Labels of hard or soft targets (P(positive) >= 0.5 is positive)."""
+    return (targets >= 0.5).long() if targets.is_floating_point() else targets
+
+
 def train_epoch(
     model, optimizer, scheduler, data, config: RunConfig, epoch: int, world: World = SINGLE
 ) -> dict:
@@ -229,7 +245,7 @@ def train_epoch(
     for batch in progress:
         token_ids, lengths, targets = to_tensors(world.shard(batch))
         logits = model(token_ids, lengths)
-        summed = nn.functional.cross_entropy(logits, targets, reduction="sum")
+        summed = summed_loss(logits, targets)
         # DDP averages gradients over processes: scaled so the average is the global batch's mean
         loss = summed * (world.size / len(batch.labels))
         optimizer.zero_grad(set_to_none=True)
@@ -238,7 +254,7 @@ def train_epoch(
         optimizer.step()
         scheduler.step()
         loss_sum += summed.item()
-        correct += (logits.argmax(1) == targets).sum().item()
+        correct += (logits.argmax(1) == hard_labels(targets)).sum().item()
         seen += len(targets)
         tokens += int(lengths.sum())
         progress.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
@@ -262,7 +278,7 @@ def validate(model, data, batch_size: int) -> dict:
         token_ids, lengths, targets = to_tensors(batch)
         logits = model(token_ids, lengths)
         loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum").item()
-        correct += (logits.argmax(1) == targets).sum().item()
+        correct += (logits.argmax(1) == hard_labels(targets)).sum().item()
     return {
         "validation_loss": loss_sum / len(labels),
         "validation_accuracy": correct / len(labels),

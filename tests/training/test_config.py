@@ -201,3 +201,13 @@ def test_self_training_toml_matches_stage_one() -> None:
     assert stage_two.train.init_from == f"{stage_one.train.output}/best.pt"
     assert stage_two.train.pseudo_labels == f"{stage_one.train.output}/bundle"
     assert stage_two.train.vocab_size == stage_one.train.vocab_size
+
+
+def test_distillation_toml_starts_from_stage_one_and_names_existing_teachers() -> None:
+    stage_one = load_run_config(REPO / "configs" / "default.toml", {})
+    distill = load_run_config(REPO / "configs" / "distill.toml", {})
+    assert distill.model == stage_one.model
+    assert distill.train.init_from == f"{stage_one.train.output}/best.pt"
+    assert distill.train.pseudo_soft and distill.train.pseudo_threshold == 0.5
+    teachers = distill.train.pseudo_labels.split(",")
+    assert len(teachers) == 2 and all(t.endswith("/bundle") for t in teachers)

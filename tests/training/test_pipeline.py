@@ -96,30 +96,26 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys) -> Non
     assert [h["epoch"] for h in history] == [1, 2]
     assert load_card(bundle)["training"]["epochs_run"] == 2
 
-    # stage 2: self-training from that run's best checkpoint, its bundle labelling unlabelled reviews
+    def from_stage_one(folder, teachers: str, *extra: str) -> dict:
+        """One epoch from stage 1's best checkpoint with ``teachers`` labelling unlabelled reviews."""
+        start = ["--embeddings", "random", "--init-from", str(output / "best.pt"), "--epochs", "1"]
+        labels = ["--pseudo-labels", teachers, "--pseudo-threshold", "0.5", *extra]
+        train.main([*args, "--output", str(folder), *start, *labels])
+        return load_card(folder / "bundle")
+
+    # stage 2: self-training, stage 1's bundle giving hard labels
     stage_two = tmp_path / "stage-two"
-    train.main(
-        [
-            *args,
-            "--output",
-            str(stage_two),
-            "--epochs",
-            "1",
-            "--embeddings",
-            "random",
-            "--init-from",
-            str(output / "best.pt"),
-            "--pseudo-labels",
-            str(bundle),
-            "--pseudo-threshold",
-            "0.5",
-        ]
-    )
-    card = load_card(stage_two / "bundle")
+    card = from_stage_one(stage_two, str(bundle))
     assert card["training"]["embeddings"] == f"from {output / 'best.pt'}"
     added = int(card["training"]["self_training"].split(" unlabelled reviews pseudo-labelled")[0])
     assert added % 2 == 0 and added <= 60  # balanced, from the 60 unlabelled reviews of the slice
     assert card["dataset"]["sizes"]["train"] == 108 + added
+
+    # stage 3: distillation, an ensemble of two teachers giving soft targets on every review
+    card = from_stage_one(tmp_path / "distilled", f"{bundle},{stage_two / 'bundle'}", "--pseudo-soft", "true")
+    note = card["training"]["self_training"]
+    assert note.startswith("60 unlabelled reviews soft targets (distillation) by")
+    assert card["dataset"]["sizes"]["train"] == 108 + 60
 
 
 def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:

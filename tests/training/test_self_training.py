@@ -1,30 +1,97 @@
-"""Pseudo-labelling: confident, balanced, and only with the teacher's own vocabulary."""
+"""Teachers' labels: hard ones confident and balanced, soft ones the ensemble's mean, one vocabulary."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from model.tokenizer import Vocabulary
 from tests.bundles import CORPUS, make_bundle
 from training.evaluate import onnx_session, predict_positive
 from training.self_training import pseudo_label
+from training.train import hard_labels, summed_loss
+
+TEXTS = [f"{a} {b}" for a in CORPUS for b in CORPUS] * 3
+
+
+def _positive(folder, tokenizer, texts) -> np.ndarray:
+    return predict_positive(onnx_session(folder / "model.onnx"), [tokenizer.encode(t, 64) for t in texts])
 
 
 def test_pseudo_labels_are_confident_and_balanced(tmp_path) -> None:
     folder, _, tokenizer = make_bundle(tmp_path / "teacher")
-    texts = [f"{a} {b}" for a in CORPUS for b in CORPUS] * 3
-    positive = predict_positive(onnx_session(folder / "model.onnx"), [tokenizer.encode(t, 64) for t in texts])
+    positive = _positive(folder, tokenizer, TEXTS)
     threshold = float(np.quantile(np.maximum(positive, 1 - positive), 0.3))
-    sequences, labels = pseudo_label(folder, texts, tokenizer.vocabulary, threshold, max_tokens=64)
+    sequences, labels = pseudo_label([folder], TEXTS, tokenizer.vocabulary, threshold, max_tokens=64)
     assert labels.count(1) == labels.count(0) > 0
     kept = predict_positive(onnx_session(folder / "model.onnx"), sequences)
     for p, label in zip(kept, labels, strict=True):
         assert (p >= threshold) if label == 1 else (p <= 1 - threshold)
 
 
+def test_soft_targets_are_the_teachers_mean(tmp_path) -> None:
+    first, _, tokenizer = make_bundle(tmp_path / "first", seed=1)
+    second, _, _ = make_bundle(tmp_path / "second", cell="gru", seed=2)
+    mean = (_positive(first, tokenizer, TEXTS) + _positive(second, tokenizer, TEXTS)) / 2
+    sequences, targets = pseudo_label([first, second], TEXTS, tokenizer.vocabulary, 0.5, 64, soft=True)
+    assert sequences == [tokenizer.encode(t, 64) for t in TEXTS]  # threshold 0.5 keeps every review
+    np.testing.assert_allclose(targets, mean, rtol=0, atol=1e-12)
+    threshold = float(np.quantile(np.maximum(mean, 1 - mean), 0.5))
+    _, confident = pseudo_label([first, second], TEXTS, tokenizer.vocabulary, threshold, 64, soft=True)
+    assert 0 < len(confident) < len(TEXTS)
+    assert all(max(p, 1 - p) >= threshold for p in confident)
+
+
 def test_pseudo_labels_refuse_another_vocabulary(tmp_path) -> None:
     folder, _, _ = make_bundle(tmp_path / "teacher")
     other = Vocabulary(("<pad>", "<unk>", "film"))
     with pytest.raises(ValueError, match="vocabulary differs"):
-        pseudo_label(folder, ["a film"], other, 0.9, max_tokens=64)
+        pseudo_label([folder], ["a film"], other, 0.9, max_tokens=64)
+
+
+def test_soft_loss_is_the_label_loss_for_labels_and_cross_entropy_otherwise() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(6, 2)
+    labels = torch.tensor([0, 1, 1, 0, 1, 0])
+    # a labelled review's 0/1 inside a float (soft) batch gives exactly its label's loss
+    torch.testing.assert_close(summed_loss(logits, labels.float()), summed_loss(logits, labels))
+    soft = torch.tensor([0.1, 0.9, 0.6, 0.3, 1.0, 0.0])
+    log_q = torch.log_softmax(logits, 1)
+    expected = -(soft * log_q[:, 1] + (1 - soft) * log_q[:, 0]).sum()
+    torch.testing.assert_close(summed_loss(logits, soft), expected)
+    assert hard_labels(soft).tolist() == [0, 1, 1, 0, 1, 0]
+    assert hard_labels(labels) is labels
+
+
+def test_teacher_sets_are_ranked_by_validation_accuracy_only(tmp_path, monkeypatch) -> None:
+    import json
+
+    from training import data, self_training
+
+    folders = [make_bundle(tmp_path / f"t{seed}", seed=seed)[0] for seed in (1, 2, 3)]
+    for folder in folders:
+        card = json.loads((folder / "model_card.json").read_text())
+        card["dataset"] = {"split_seed": 7, "validation_fraction": 0.5}
+        (folder / "model_card.json").write_text(json.dumps(card))
+    rng = np.random.default_rng(0)
+    train = [data.Review(i, t, int(rng.integers(2)), 0) for i, t in enumerate(TEXTS)]
+    # the test reviews are poisoned: reading them would fail
+    monkeypatch.setattr(data, "load_imdb", lambda path: data.ImdbDataset(train, None, []))
+    ranked = self_training.rank_teacher_sets(folders, None)
+    assert len(ranked) == 7  # every non-empty set of three
+    assert [accuracy for accuracy, _ in ranked] == sorted((a for a, _ in ranked), reverse=True)
+    _, validation = data.stratified_split(train, 0.5, 7)
+    tokenizer = make_bundle(tmp_path / "again", seed=1)[2]
+    labels = np.array([r.label for r in validation])
+    for accuracy, chosen in ranked:
+        mean = np.mean([_positive(Path(name), tokenizer, [r.text for r in validation]) for name in chosen], 0)
+        assert accuracy == ((mean >= 0.5) == labels).mean()
+
+    card = json.loads((folders[0] / "model_card.json").read_text())
+    card["dataset"]["split_seed"] = 8
+    (folders[0] / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="different splits"):
+        self_training.rank_teacher_sets(folders, None)
