@@ -92,7 +92,9 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         raise BundleError(f"{folder / ONNX_FILE}: cannot read the ONNX model ({error})") from error
     _check_consistency(folder, tokenizer, card, config, weights)
     try:
-        session = onnx_session(proto.SerializeToString(), settings.threads, settings.memory_arena)
+        session = onnx_session(
+            proto.SerializeToString(), settings.threads, settings.memory_arena, settings.spin_wait
+        )
     except Exception as error:
         raise BundleError(f"{folder / ONNX_FILE}: onnxruntime cannot load it ({error})") from error
     _check_graph(folder, session, config)

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     memory_arena: bool = Field(
         True, description="onnxruntime's CPU memory arena (faster reuse, higher peak memory)."
     )
+    spin_wait: bool = Field(
+        True,
+        description="onnxruntime's intra-op threads spin after a call, waiting for the next "
+        "(lower latency back to back; a spinning thread holds a core the web server could use).",
+    )
     inference_workers: int = Field(
         1, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."
     )

@@ -43,6 +43,12 @@ LEVERS: dict[str, dict[str, str]] = {
         "SENTIMENT_INFERENCE_WORKERS": "2",
     },
     "default, asyncio loop + h11 parser": {"--loop": "asyncio", "--http": "h11"},
+    "default, no spin-waiting": {"SENTIMENT_SPIN_WAIT": "false"},
+    "1 thread, 2 workers, no spin-waiting": {
+        "SENTIMENT_THREADS": "1",
+        "SENTIMENT_INFERENCE_WORKERS": "2",
+        "SENTIMENT_SPIN_WAIT": "false",
+    },
 }
 
 
@@ -87,12 +93,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = cli.parser("Serving settings side by side.")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
+    parser.add_argument("--only", nargs="+", choices=list(LEVERS), default=list(LEVERS), help="levers to run")
     args = parser.parse_args(argv)
     texts = [r.text for r in random.Random(0).sample(load_imdb(args.data).test, args.requests)]
     results = {}
     started = time.perf_counter()
-    for name, setting in LEVERS.items():
-        r = results[name] = measure(args.bundle, texts, setting)
+    for name in args.only:
+        r = results[name] = measure(args.bundle, texts, LEVERS[name])
         print(
             f"{name:<48} 1 client p50 {r['p50_ms']:5.2f} ms, {r['single_rps']:4.0f} req/s | 32 clients "
             f"{r['rps_32']:4.0f} req/s ({r['gain_32']:.2f}x), mean batch {r['mean_batch_32']:.1f}, "
