@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     spin_wait: bool = Field(
         True,
         description="onnxruntime's intra-op threads spin after a call, waiting for the next "
-        "(lower latency back to back; a spinning thread holds a core the web server could use).",
+        "(lower latency back to back; a spinning thread holds a core the web server could use). "
+        "No effect with one thread.",
     )
     inference_workers: int = Field(
         1, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."

@@ -151,9 +151,13 @@ def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -
     )
     splits.train[0].extend(sequences)
     splits.train[1].extend(targets)
-    teachers = ", ".join(str(bundle) for bundle in bundles)
-    kind = "soft targets (distillation)" if config.train.pseudo_soft else "pseudo-labelled"
-    return f"{len(targets)} unlabelled reviews {kind} by {teachers} at P >= {config.train.pseudo_threshold}"
+    teachers, threshold = ", ".join(str(bundle) for bundle in bundles), config.train.pseudo_threshold
+    if config.train.pseudo_soft:
+        return (
+            f"{len(targets)} unlabelled reviews with soft targets (distillation): the mean P(positive) "
+            f"of {teachers}, kept at max(P, 1 - P) >= {threshold}"
+        )
+    return f"{len(targets)} unlabelled reviews pseudo-labelled by {teachers} at P >= {threshold}"
 
 
 def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
@@ -403,6 +407,8 @@ def fingerprint(config: RunConfig) -> str:
     data = sha256_of(path) if path.is_file() else str(path.resolve())
     ignored = {"output", "data", "threads"}
     train_values = {k: v for k, v in asdict(config.train).items() if k not in ignored}
+    if not train_values["pseudo_soft"]:
+        del train_values["pseudo_soft"]  # added later: bundles made before keep their fingerprint
     described = json.dumps({"model": config.model, "train": train_values, "data": data}, sort_keys=True)
     return hashlib.sha256(described.encode()).hexdigest()
 

@@ -42,13 +42,13 @@ def test_empty_api_key_is_a_settings_error(tmp_path) -> None:
         Settings(model_dir=tmp_path, api_key="")
 
 
-@pytest.mark.parametrize(("spin_wait", "entry"), [(True, "1"), ("false", "0")])
+@pytest.mark.parametrize(("spin_wait", "entry"), [("true", "1"), ("false", "0")])
 def test_onnxruntime_settings_reach_the_session(tmp_path, monkeypatch, spin_wait, entry) -> None:
     folder, _, _ = make_bundle(tmp_path / "bundle")
-    monkeypatch.setenv("SENTIMENT_SPIN_WAIT", str(spin_wait))
-    monkeypatch.setenv("SENTIMENT_THREADS", "1")
+    monkeypatch.setenv("SENTIMENT_SPIN_WAIT", spin_wait)
+    monkeypatch.setenv("SENTIMENT_THREADS", "2")
     runtime = ModelRuntime(Settings(model_dir=folder))
     runtime.load()
     options = runtime.model.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
-    assert options.intra_op_num_threads == 1
+    assert options.intra_op_num_threads == 2

@@ -211,3 +211,8 @@ def test_distillation_toml_starts_from_stage_one_and_names_existing_teachers() -
     assert distill.train.pseudo_soft and distill.train.pseudo_threshold == 0.5
     teachers = distill.train.pseudo_labels.split(",")
     assert len(teachers) == 2 and all(t.endswith("/bundle") for t in teachers)
+    # the README's recipe makes each teacher: some command there writes its run folder
+    readme = (REPO / "README.md").read_text()
+    recipe = readme[readme.index("## The shipped model") : readme.index("## Data")]
+    for teacher in teachers:
+        assert f"--output {teacher.removesuffix('/bundle')}" in recipe.replace("\\\n    ", "")

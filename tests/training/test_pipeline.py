@@ -114,7 +114,7 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys) -> Non
     # stage 3: distillation, an ensemble of two teachers giving soft targets on every review
     card = from_stage_one(tmp_path / "distilled", f"{bundle},{stage_two / 'bundle'}", "--pseudo-soft", "true")
     note = card["training"]["self_training"]
-    assert note.startswith("60 unlabelled reviews soft targets (distillation) by")
+    assert note.startswith("60 unlabelled reviews with soft targets (distillation): the mean P(positive)")
     assert card["dataset"]["sizes"]["train"] == 108 + 60
 
 
