@@ -36,12 +36,13 @@ def teacher_positive(
     """
     if not bundles:
         raise ValueError("no teacher bundle given")
+    tokenizers = []
     for bundle in bundles:
         load_card(bundle)
-        if Tokenizer.load(bundle / TOKENIZER_FILE).vocabulary != vocabulary:
+        tokenizers.append(Tokenizer.load(bundle / TOKENIZER_FILE))
+        if tokenizers[-1].vocabulary != vocabulary:
             raise ValueError(f"{bundle}: its vocabulary differs from this run's; teachers need the same one")
-    tokenizer = Tokenizer.load(bundles[0] / TOKENIZER_FILE)
-    sequences = [tokenizer.encode(text, max_tokens) for text in texts]
+    sequences = [tokenizers[0].encode(text, max_tokens) for text in texts]
     each = [predict_positive(onnx_session(bundle / ONNX_FILE, threads=2), sequences) for bundle in bundles]
     positive = np.mean(each, axis=0)
     return sequences, positive
