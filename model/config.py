@@ -27,6 +27,8 @@ class ModelConfig:
     pad_id: int = 0
     embed_dropout: float = 0.3
     dropout: float = 0.3
+    word_dropout: float = 0.0
+    locked_dropout: bool = False
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -42,7 +44,7 @@ class ModelConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("embed_dropout", "dropout"):
+        for name in ("embed_dropout", "dropout", "word_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 

@@ -73,6 +73,28 @@ class PeepholeLSTM(nn.Module):
         return torch.stack(outputs, dim=1), None
 
 
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, shared by all its time steps (variational dropout,
+    Gal & Ghahramani 2016): a unit that is dropped stays dropped for the whole review, so the
+    recurrence cannot average the noise away step by step."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` ``[batch, time, features]``; the identity when not training."""
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
+def make_dropout(p: float, locked: bool) -> nn.Module:
+    """Dropout over ``[batch, time, features]``: locked (one mask per review) or per element."""
+    return LockedDropout(p) if locked else nn.Dropout(p)
+
+
 def make_direction(cell: str, input_size: int, hidden_size: int) -> nn.Module:
     """One layer, one direction of the chosen recurrent cell, batch-first."""
     if cell == "peephole":
@@ -94,7 +116,7 @@ class RecurrentEncoder(nn.Module):
                 for _ in range(config.num_directions)
             ]
             self.layers.append(nn.ModuleList(directions))
-        self.between_layers = nn.Dropout(config.dropout)
+        self.between_layers = make_dropout(config.dropout, config.locked_dropout)
         if config.cell in ("lstm", "peephole"):
             self._init_forget_bias(config.hidden_size)
 
@@ -151,14 +173,32 @@ class SentimentClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=config.pad_id)
-        self.embed_dropout = nn.Dropout(config.embed_dropout)
+        self.embed_dropout = make_dropout(config.embed_dropout, config.locked_dropout)
         self.encoder = RecurrentEncoder(config)
         self.head_dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.pooled_dim, config.num_classes)
 
     def forward(self, token_ids: Tensor, lengths: Tensor) -> Tensor:
         """``token_ids`` ``[batch, time]`` padded at the end, ``lengths`` ``[batch]`` (all >= 1)."""
-        x = self.embed_dropout(self.embedding(token_ids))  # [B, T, E]
+        return self.classify(self.embed(token_ids), lengths)
+
+    def embed(self, token_ids: Tensor) -> Tensor:
+        """Word vectors ``[batch, time, embed]``. While training, ``word_dropout`` zeroes whole
+        rows of the embedding for the batch (Merity et al., 2018): every occurrence of a dropped
+        word vanishes, and the others are scaled up to keep the expected vector."""
+        p = self.config.word_dropout
+        if not self.training or p == 0:
+            return self.embedding(token_ids)
+        weight = self.embedding.weight
+        keep = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+        return nn.functional.embedding(token_ids, weight * keep, padding_idx=self.config.pad_id)
+
+    def classify(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        """Class logits from word vectors ``[batch, time, embed]``: the network after its lookup.
+
+        Adversarial training perturbs the word vectors here (:mod:`training.adversarial`).
+        """
+        x = self.embed_dropout(embedded)  # [B, T, E]
         outputs = self.encoder(x, lengths)  # [B, T, D*H]
         pooled = pool(outputs, lengths, self.config.pooling, self.config.hidden_size)
         return self.head(self.head_dropout(pooled))  # [B, classes]

@@ -209,6 +209,12 @@ def render_markdown(card: dict) -> str:
     (tn, fp), (fn, tp) = test["confusion_matrix"]
     self_training = card["training"].get("self_training", "none")
     unlabelled = "" if self_training == "none" else f"Unlabelled reviews used: {self_training}.\n"
+    epsilon = card["train_config"].get("adversarial_epsilon", 0.0)  # cards made before lack it
+    if epsilon > 0:
+        unlabelled += (
+            f"Adversarial training (Miyato et al., 2017): each review also learnt with its word "
+            f"vectors moved by the step of L2 norm {epsilon} that raises its loss most.\n"
+        )
     return f"""# Model card: {card["name"]} {card["version"]}
 
 {card["architecture"]} ({card["parameters"]:,} parameters). Classifies an English movie review

@@ -58,9 +58,19 @@ class TrainConfig:
     pseudo_soft: bool = _opt(
         False, "train on the teachers' P(positive) as a soft target (distillation) instead of a hard label"
     )
+    adversarial_epsilon: float = _opt(
+        0.0,
+        "adversarial training: L2 norm of each review's worst-case word-vector perturbation "
+        "(Miyato et al., 2017; training.adversarial); 0: off",
+    )
     limit_reviews: int = _opt(0, "use only this many reviews per part and label (0: all); for smoke runs")
     threads: int = _opt(0, "torch threads (0: torch's default)")
     name: str = _opt("imdb-lstm", "model name written into the model card")
+
+
+# Fields added after bundles were made: a fingerprint counts them only when set (training.train),
+# so the bundles made before them stay current.
+ADDED_LATER = ("pseudo_soft", "adversarial_epsilon")
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,9 @@ _MODEL_HELP = {
     "pooling": f"pooling over time: {', '.join(POOLINGS)}",
     "embed_dropout": "dropout on the embeddings",
     "dropout": "dropout between layers and before the classifier",
+    "word_dropout": "drop whole words: each vocabulary row zeroed with this probability per batch (AWD-LSTM)",
+    "locked_dropout": "one dropout mask per review for all its time steps (variational dropout), "
+    "on the embeddings and between layers",
 }
 
 
@@ -141,6 +154,8 @@ def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
     _check_types(model, typing.get_type_hints(ModelConfig), "model")
     _check_types(train_values, typing.get_type_hints(TrainConfig), "train")
     ModelConfig(vocab_size=1, **model)  # fail now, not after an hour of training
+    if train_values.get("adversarial_epsilon", 0.0) < 0:
+        raise ValueError("[train] adversarial_epsilon must be >= 0")
     return RunConfig(model=model, train=replace(TrainConfig(), **train_values))
 
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from model.config import ModelConfig
-from model.network import RecurrentEncoder
+from model.network import RecurrentEncoder, make_dropout
 from model.tokenizer import Tokenizer
 from training.config import RunConfig, add_arguments, load_run_config
 from training.data import DatasetError, bucketed_batches
@@ -58,9 +58,9 @@ class LanguageModel(nn.Module):
             raise ValueError("a stacked bidirectional encoder cannot be pretrained as a language model")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=config.pad_id)
-        self.embed_dropout = nn.Dropout(config.embed_dropout)
+        self.embed_dropout = make_dropout(config.embed_dropout, config.locked_dropout)
         self.encoder = RecurrentEncoder(config)
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = make_dropout(config.dropout, config.locked_dropout)
         cutoffs = adaptive_cutoffs(config.vocab_size)
         self.softmax = nn.ModuleList(
             nn.AdaptiveLogSoftmaxWithLoss(config.hidden_size, config.vocab_size, cutoffs, div_value=4.0)

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ from model.bundle import CARD_FILE, ONNX_FILE
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
-from training.config import RunConfig, add_arguments, load_run_config
+from training import adversarial
+from training.config import ADDED_LATER, RunConfig, TrainConfig, add_arguments, load_run_config
 from training.data import (
     DatasetError,
     bucketed_batches,
@@ -246,14 +248,21 @@ def train_epoch(
     ]
     loss_sum, correct, seen, tokens, started = 0.0, 0, 0, 0, time.perf_counter()
     progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not world.is_main)
+    epsilon, adversarial_sum = config.train.adversarial_epsilon, 0.0
     for batch in progress:
         token_ids, lengths, targets = to_tensors(world.shard(batch))
-        logits = model(token_ids, lengths)
-        summed = summed_loss(logits, targets)
         # DDP averages gradients over processes: scaled so the average is the global batch's mean
-        loss = summed * (world.size / len(batch.labels))
+        scale = world.size / len(batch.labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if epsilon > 0:
+            logits, summed, adversarial_loss = adversarial.backward(
+                model, token_ids, lengths, partial(summed_loss, targets=targets), epsilon, scale
+            )
+            adversarial_sum += adversarial_loss.item()
+        else:
+            logits = model(token_ids, lengths)
+            summed = summed_loss(logits, targets)
+            (summed * scale).backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm)
         optimizer.step()
         scheduler.step()
@@ -264,8 +273,10 @@ def train_epoch(
         progress.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
     loss_sum, correct, seen, tokens = world.sum([loss_sum, correct, seen, tokens])
     seconds = time.perf_counter() - started
+    adversarial_record = {"adversarial_loss": adversarial_sum / seen} if epsilon > 0 else {}
     return {
         "train_loss": loss_sum / seen,
+        **adversarial_record,
         "train_accuracy": correct / seen,
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens / seconds),
@@ -317,6 +328,10 @@ def fit(
     if world.size > 1 and config.train.freeze_epochs:
         raise ValueError(
             "--freeze-epochs is not supported under torchrun (DDP needs fixed trainable parameters)"
+        )
+    if world.size > 1 and config.train.adversarial_epsilon > 0:
+        raise ValueError(
+            "--adversarial-epsilon is not supported under torchrun (DDP allows one backward per forward)"
         )
     steps_per_epoch = math.ceil(len(splits.train[1]) / (config.train.batch_size * world.size))
     optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.train.epochs)
@@ -388,7 +403,7 @@ def build_model(
         if start.get("kind") == LM_KIND:
             load_pretrained(model, start, tokenizer, config.train.init_from)
             return model, f"embedding and encoder from the language model {config.train.init_from}"
-        if start["model_config"] != model_config.to_dict():
+        if ModelConfig.from_dict(start["model_config"]) != model_config:  # absent fields: defaults
             raise ValueError(f"{config.train.init_from}: its model config differs from this run's")
         model.load_state_dict(start["model_state"])
         return model, f"from {config.train.init_from}"
@@ -406,9 +421,13 @@ def fingerprint(config: RunConfig) -> str:
     path = resolve_path(config.train.data)
     data = sha256_of(path) if path.is_file() else str(path.resolve())
     ignored = {"output", "data", "threads"}
-    train_values = {k: v for k, v in asdict(config.train).items() if k not in ignored}
-    if not train_values["pseudo_soft"]:
-        del train_values["pseudo_soft"]  # added later: bundles made before keep their fingerprint
+    defaults = asdict(TrainConfig())
+    train_values = {
+        k: v
+        for k, v in asdict(config.train).items()
+        # a field added after bundles existed counts only when set: those bundles keep their fingerprint
+        if k not in ignored and not (k in ADDED_LATER and v == defaults[k])
+    }
     described = json.dumps({"model": config.model, "train": train_values, "data": data}, sort_keys=True)
     return hashlib.sha256(described.encode()).hexdigest()
 

@@ -12,6 +12,12 @@ from app.settings import Settings
 from tests.bundles import make_bundle
 
 
+def _edit_config(folder, **changes) -> None:
+    card = json.loads((folder / "model_card.json").read_text())
+    card["model_config"].update(changes)
+    (folder / "model_card.json").write_text(json.dumps(card))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -24,6 +30,9 @@ from tests.bundles import make_bundle
             "tokenizer has 3",
         ),
         (lambda f: (f / "model.onnx").write_bytes(b"\x08\x01garbage"), "model.onnx"),
+        (lambda f: _edit_config(f, hidden_size=7), "model_config differs from the one inside model.onnx"),
+        (lambda f: _edit_config(f, colour="red"), "model_config is not a model config"),
+        (lambda f: _edit_config(f, embed_dropout=2.0), "model_config is not a model config"),
     ],
 )
 def test_bad_bundles_are_refused(tmp_path, change, message) -> None:
@@ -52,3 +61,14 @@ def test_onnxruntime_settings_reach_the_session(tmp_path, monkeypatch, spin_wait
     options = runtime.model.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
     assert options.intra_op_num_threads == 2
+
+
+def test_a_card_from_before_a_model_field_existed_still_loads(tmp_path) -> None:
+    folder, _, _ = make_bundle(tmp_path / "bundle")
+    card = json.loads((folder / "model_card.json").read_text())
+    for later in ("word_dropout", "locked_dropout"):  # added after the first bundles were shipped
+        del card["model_config"][later]
+    (folder / "model_card.json").write_text(json.dumps(card))
+    runtime = ModelRuntime(Settings(model_dir=folder))
+    runtime.load()
+    assert runtime.ready

@@ -34,6 +34,8 @@ def test_defaults() -> None:
         ({"dropout": 1.5}, "dropout"),
         ({"dropout": -0.1}, "dropout"),
         ({"embed_dropout": 1.0}, "embed_dropout"),
+        ({"word_dropout": 1.0}, "word_dropout"),
+        ({"word_dropout": -0.5}, "word_dropout"),
     ],
 )
 def test_invalid_values_are_rejected(kwargs: dict, match: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model.config import CELLS, POOLINGS, ModelConfig
-from model.network import SentimentClassifier, make_direction, pool, reverse_padded
+from model.network import LockedDropout, SentimentClassifier, make_direction, pool, reverse_padded
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -124,3 +124,37 @@ def test_backward_direction_reads_the_review_from_its_end() -> None:
         backward = model.encoder.layers[0][1]
         expected, _ = backward(model.embedding(torch.tensor([[7, 6, 5]])))
     assert torch.allclose(encoded[0, 0, 3:], expected[0, -1], atol=1e-6)
+
+
+def test_locked_dropout_keeps_one_mask_per_review_for_all_time_steps() -> None:
+    torch.manual_seed(0)
+    dropout = LockedDropout(0.5).train()
+    x = torch.ones(3, 9, 40)
+    dropped = dropout(x)
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}  # kept units scaled by 1 / (1 - p)
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))  # the same at every step
+    assert not torch.equal(dropped[0], dropped[1])  # but each review draws its own
+    assert torch.equal(dropout.eval()(x), x)
+
+
+def test_word_dropout_removes_every_occurrence_of_a_dropped_word() -> None:
+    torch.manual_seed(0)
+    model = SentimentClassifier(ModelConfig(vocab_size=50, embed_dim=4, word_dropout=0.5)).train()
+    token_ids = torch.tensor([[5, 6, 5, 7, 6, 5, 8, 9]])
+    vectors = model.embed(token_ids)[0]
+    zero = (vectors == 0).all(dim=1)
+    assert zero.any() and not zero.all()  # at p = 0.5 over five words, seed 0 drops some
+    for word in token_ids[0].unique():
+        at = token_ids[0] == word
+        assert zero[at].all() or not zero[at].any(), int(word)  # a word is dropped everywhere or nowhere
+    kept = ~zero
+    assert torch.allclose(vectors[kept], 2.0 * model.embedding(token_ids)[0][kept])
+    assert torch.equal(model.eval().embed(token_ids), model.embedding(token_ids))
+
+
+def test_locked_dropout_setting_reaches_the_embeddings_and_between_layers() -> None:
+    config = ModelConfig(vocab_size=10, num_layers=2, locked_dropout=True)
+    model = SentimentClassifier(config)
+    assert isinstance(model.embed_dropout, LockedDropout)
+    assert isinstance(model.encoder.between_layers, LockedDropout)
+    assert isinstance(SentimentClassifier(ModelConfig(vocab_size=10)).embed_dropout, torch.nn.Dropout)

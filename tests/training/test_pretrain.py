@@ -10,6 +10,7 @@ import torch
 
 from model.bundle import load_card
 from model.config import ModelConfig
+from model.tokenizer import Tokenizer, Vocabulary
 from training import pretrain, train
 from training.config import load_run_config
 from training.pretrain import LanguageModel, adaptive_cutoffs
@@ -148,3 +149,18 @@ def test_frozen_epochs_train_only_the_head(tmp_path, freeze_epochs: int) -> None
     for name, value in model.state_dict().items():
         changed = not torch.equal(value, start[name])
         assert changed == (name.startswith("head.") or not freeze_epochs), name
+
+
+def test_a_checkpoint_from_before_a_model_field_existed_is_a_valid_start(tmp_path) -> None:
+    small = {"model.embed_dim": 6, "model.hidden_size": 4}
+    config = load_run_config(None, small)
+    tokenizer = Tokenizer(Vocabulary.build([["good", "bad", "film"]], max_size=10))
+    model = train.SentimentClassifier(config.model_config(len(tokenizer.vocabulary)))
+    saved = model.config.to_dict()
+    for later in ("word_dropout", "locked_dropout"):  # added after the first checkpoints were made
+        del saved[later]
+    torch.save({"model_state": model.state_dict(), "model_config": saved}, tmp_path / "old.pt")
+    start = load_run_config(None, {**small, "train.init_from": str(tmp_path / "old.pt")})
+    started, note = train.build_model(start, tokenizer, splits=None)
+    assert note == f"from {tmp_path / 'old.pt'}"
+    assert torch.equal(started.head.weight, model.head.weight)

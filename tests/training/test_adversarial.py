@@ -1,0 +1,160 @@
+"""Adversarial training on word vectors: the step, the gradients it adds, and its place in training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+from model.network import SentimentClassifier
+from training import adversarial, train
+from training.bundle import render_markdown
+from training.config import load_run_config
+from training.distributed import World
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _model(seed: int = 0) -> SentimentClassifier:
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        vocab_size=40, embed_dim=6, hidden_size=5, bidirectional=True, embed_dropout=0.0, dropout=0.0
+    )
+    return SentimentClassifier(config)
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    lengths = torch.tensor([7, 3, 5, 1])
+    token_ids = torch.randint(2, 40, (4, 7)) * (torch.arange(7) < lengths.unsqueeze(1))  # 0-padded
+    return token_ids, lengths, torch.tensor([1, 0, 1, 0])
+
+
+def test_the_step_has_norm_epsilon_per_review_along_the_gradient() -> None:
+    gradient = torch.randn(3, 4, 5)
+    gradient[2] = 0.0  # e.g. a review the loss does not depend on
+    step = adversarial.perturbation(gradient, 0.7)
+    assert step.flatten(1).norm(dim=1)[:2].tolist() == pytest.approx([0.7, 0.7])
+    assert torch.equal(step[2], torch.zeros(4, 5))
+    cosine = nn.functional.cosine_similarity(step[:2].flatten(1), gradient[:2].flatten(1))
+    assert cosine.tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_the_step_raises_the_loss_more_than_random_steps_of_its_size() -> None:
+    model, (token_ids, lengths, labels) = _model(), _batch()
+    embedded = model.embedding(token_ids).detach().requires_grad_(True)
+
+    def losses(vectors: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(model.classify(vectors, lengths), labels, reduction="none")
+
+    (gradient,) = torch.autograd.grad(losses(embedded).sum(), embedded)
+    mask = (torch.arange(7) < lengths.unsqueeze(1)).unsqueeze(2)  # random steps on real tokens only
+    with torch.no_grad():
+        clean = losses(embedded)
+        worst = losses(embedded + adversarial.perturbation(gradient, 0.05))
+        generator = torch.Generator().manual_seed(2)
+        for _ in range(20):
+            noise = torch.randn(embedded.shape, generator=generator) * mask
+            assert (losses(embedded + adversarial.perturbation(noise, 0.05)) < worst).all()
+    assert (worst > clean).all()
+
+
+def test_backward_adds_the_gradients_of_the_clean_and_the_adversarial_loss() -> None:
+    model, (token_ids, lengths, labels) = _model(), _batch()
+    epsilon, scale = 0.3, 0.25
+
+    def loss_of(logits: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, labels, reduction="sum")
+
+    # by hand: the direction from the clean loss, then both losses' parameter gradients summed
+    parameters = list(model.parameters())
+    embedded = model.embedding(token_ids)
+    clean = loss_of(model.classify(embedded, lengths))
+    clean_grads = torch.autograd.grad(clean, [embedded, *parameters], allow_unused=True)
+    step = adversarial.perturbation(clean_grads[0], epsilon)
+    worst = loss_of(model.classify(model.embedding(token_ids) + step, lengths))
+    worst_grads = torch.autograd.grad(worst, parameters, allow_unused=True)
+
+    logits, clean_loss, adversarial_loss = adversarial.backward(
+        model, token_ids, lengths, loss_of, epsilon, scale
+    )
+    assert clean_loss.item() == pytest.approx(clean.item())
+    assert adversarial_loss.item() == pytest.approx(worst.item())
+    assert adversarial_loss > clean_loss
+    assert torch.allclose(logits, model(token_ids, lengths))
+    for parameter, by_clean, by_worst in zip(parameters, clean_grads[1:], worst_grads, strict=True):
+        expected = scale * (by_clean + by_worst)
+        assert torch.allclose(parameter.grad, expected, atol=1e-6)
+
+
+def _splits() -> train.Splits:
+    torch.manual_seed(0)
+    sequences = [torch.randint(2, 30, (int(n),)).tolist() for n in torch.randint(1, 12, (16,))]
+    labels = [i % 2 for i in range(16)]
+    return train.Splits(
+        train=(sequences, labels),
+        validation=(sequences[:4], labels[:4]),
+        test=([], []),
+        unlabelled_tokens=[],
+        train_tokens=[],
+        unlabelled_texts=[],
+    )
+
+
+SMALL = {"train.epochs": 1, "train.batch_size": 4, "model.embed_dim": 6, "model.hidden_size": 4}
+
+
+def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_without(tmp_path) -> None:
+    trained = {}
+    for epsilon in (0.0, 1.0):
+        config = load_run_config(None, {**SMALL, "train.adversarial_epsilon": epsilon})
+        torch.manual_seed(3)
+        model = SentimentClassifier(config.model_config(30))
+        output = tmp_path / str(epsilon)
+        output.mkdir()
+        history, _ = train.fit(model, _splits(), config, output, resume=False)
+        trained[epsilon] = model.state_dict()
+        logged = json.loads((output / "metrics.jsonl").read_text())
+        assert ("adversarial_loss" in history[0]) == (epsilon > 0) == ("adversarial_loss" in logged)
+    assert history[0]["adversarial_loss"] > history[0]["train_loss"]
+    assert not torch.equal(trained[0.0]["head.weight"], trained[1.0]["head.weight"])
+
+
+def test_epsilon_is_refused_when_negative_or_under_torchrun(tmp_path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="adversarial_epsilon must be >= 0"):
+        load_run_config(None, {"train.adversarial_epsilon": -0.1})
+    config = load_run_config(None, {**SMALL, "train.adversarial_epsilon": 1.0})
+    model = SentimentClassifier(config.model_config(30))
+    two = World(rank=0, size=2)
+    with pytest.raises(ValueError, match="not supported under torchrun"):
+        train.fit(model, _splits(), config, tmp_path, resume=False, world=two)
+
+
+def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
+    base = {"train.data": "/nonexistent/aclImdb"}
+    fingerprint = train.fingerprint(load_run_config(None, base))
+    assert fingerprint == train.fingerprint(load_run_config(None, {**base, "train.adversarial_epsilon": 0.0}))
+    assert fingerprint == train.fingerprint(load_run_config(None, {**base, "train.pseudo_soft": False}))
+    assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.adversarial_epsilon": 1.0}))
+    assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.pseudo_soft": True}))
+    assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.epochs": 7}))
+
+
+def test_the_shipped_bundle_is_still_current_for_its_configuration(tmp_path, monkeypatch) -> None:
+    card = json.loads((ROOT / "models/default/model_card.json").read_text())
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    archive.write_bytes(b"stands in for the archive whose sha256 the card records")
+    monkeypatch.setattr(train, "sha256_of", lambda path: card["dataset"]["sha256"])
+    config = load_run_config(ROOT / "configs/distill.toml", {"train.data": str(archive)})
+    assert train.fingerprint(config) == card["fingerprint"]
+
+
+def test_the_model_card_names_adversarial_training_only_when_used() -> None:
+    card = json.loads((ROOT / "models/default/model_card.json").read_text())
+    assert "Adversarial training" not in render_markdown(card)
+    card["train_config"]["adversarial_epsilon"] = 1.5
+    assert "moved by the step of L2 norm 1.5 that raises its loss most" in render_markdown(card)
