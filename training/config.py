@@ -61,7 +61,8 @@ class TrainConfig:
     adversarial_epsilon: float = _opt(
         0.0,
         "adversarial training: L2 norm of each review's worst-case word-vector perturbation "
-        "(Miyato et al., 2017; training.adversarial); 0: off",
+        "(Miyato et al., 2017; training.adversarial), in the word vectors' units; 0: off. "
+        "Clipping then applies to the clean and adversarial gradients summed",
     )
     limit_reviews: int = _opt(0, "use only this many reviews per part and label (0: all); for smoke runs")
     threads: int = _opt(0, "torch threads (0: torch's default)")
@@ -96,7 +97,7 @@ _MODEL_HELP = {
     "dropout": "dropout between layers and before the classifier",
     "word_dropout": "drop whole words: each vocabulary row zeroed with this probability per batch (AWD-LSTM)",
     "locked_dropout": "one dropout mask per review for all its time steps (variational dropout), "
-    "on the embeddings and between layers",
+    "wherever dropout acts on a sequence: the embeddings, between layers, a language model's outputs",
 }
 
 

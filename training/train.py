@@ -271,7 +271,9 @@ def train_epoch(
         seen += len(targets)
         tokens += int(lengths.sum())
         progress.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-    loss_sum, correct, seen, tokens = world.sum([loss_sum, correct, seen, tokens])
+    loss_sum, correct, seen, tokens, adversarial_sum = world.sum(
+        [loss_sum, correct, seen, tokens, adversarial_sum]
+    )
     seconds = time.perf_counter() - started
     adversarial_record = {"adversarial_loss": adversarial_sum / seen} if epsilon > 0 else {}
     return {
@@ -331,7 +333,8 @@ def fit(
         )
     if world.size > 1 and config.train.adversarial_epsilon > 0:
         raise ValueError(
-            "--adversarial-epsilon is not supported under torchrun (DDP allows one backward per forward)"
+            "--adversarial-epsilon is not supported under torchrun: its two passes call the network "
+            "after its lookup, which the DDP wrapper does not synchronise"
         )
     steps_per_epoch = math.ceil(len(splits.train[1]) / (config.train.batch_size * world.size))
     optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.train.epochs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from app.settings import Settings
 from tests.bundles import make_bundle
 
 
-def _edit_config(folder, **changes) -> None:
+def _edit_config(folder: Path, **changes: object) -> None:
     card = json.loads((folder / "model_card.json").read_text())
     card["model_config"].update(changes)
     (folder / "model_card.json").write_text(json.dumps(card))

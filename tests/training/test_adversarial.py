@@ -19,12 +19,22 @@ from training.distributed import World
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _model(seed: int = 0) -> SentimentClassifier:
+def _model(seed: int = 0, word_dropout: float = 0.0) -> SentimentClassifier:
     torch.manual_seed(seed)
     config = ModelConfig(
-        vocab_size=40, embed_dim=6, hidden_size=5, bidirectional=True, embed_dropout=0.0, dropout=0.0
+        vocab_size=40,
+        embed_dim=6,
+        hidden_size=5,
+        bidirectional=True,
+        embed_dropout=0.0,
+        dropout=0.0,
+        word_dropout=word_dropout,
     )
     return SentimentClassifier(config)
+
+
+def _sum_loss(labels: torch.Tensor):
+    return lambda logits: nn.functional.cross_entropy(logits, labels, reduction="sum")
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,6 +101,40 @@ def test_backward_adds_the_gradients_of_the_clean_and_the_adversarial_loss() -> 
         assert torch.allclose(parameter.grad, expected, atol=1e-6)
 
 
+def test_both_passes_see_the_same_dropped_words() -> None:
+    model, (token_ids, lengths, labels) = _model(word_dropout=0.5), _batch()
+    torch.manual_seed(5)
+    _, _, adversarial_loss = adversarial.backward(model, token_ids, lengths, _sum_loss(labels), 0.3)
+    torch.manual_seed(5)
+    embedded = model.embed(token_ids)  # the same draw of dropped words as inside backward
+    clean_input = embedded.detach().requires_grad_(True)
+    _sum_loss(labels)(model.classify(clean_input, lengths)).backward()
+    step = adversarial.perturbation(clean_input.grad, 0.3)
+    expected = _sum_loss(labels)(model.classify(embedded.detach() + step, lengths))
+    assert adversarial_loss.item() == pytest.approx(expected.item())
+
+
+def test_a_frozen_embedding_stays_untouched_and_the_rest_learns() -> None:
+    model, (token_ids, lengths, labels) = _model(), _batch()
+    model.embedding.weight.requires_grad_(False)  # --embedding-lr-scale 0, or a --freeze-epochs epoch
+    adversarial.backward(model, token_ids, lengths, _sum_loss(labels), 0.3)
+    assert model.embedding.weight.grad is None
+    assert model.head.weight.grad is not None and model.head.weight.grad.abs().sum() > 0
+
+
+def test_training_with_frozen_pretrained_layers_runs_adversarially(tmp_path) -> None:
+    config = load_run_config(
+        None, {**SMALL, "train.epochs": 2, "train.freeze_epochs": 1, "train.adversarial_epsilon": 1.0}
+    )
+    torch.manual_seed(3)
+    model = SentimentClassifier(config.model_config(30))
+    start = model.embedding.weight.detach().clone()
+    history, _ = train.fit(model, _splits(), config, tmp_path, resume=False)
+    assert [h["epoch"] for h in history] == [1, 2] and all("adversarial_loss" in h for h in history)
+    last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model_state"]  # fit keeps the best
+    assert not torch.equal(last["embedding.weight"], start)  # thawed in epoch 2
+
+
 def _splits() -> train.Splits:
     torch.manual_seed(0)
     sequences = [torch.randint(2, 30, (int(n),)).tolist() for n in torch.randint(1, 12, (16,))]
@@ -110,8 +154,9 @@ SMALL = {"train.epochs": 1, "train.batch_size": 4, "model.embed_dim": 6, "model.
 
 def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_without(tmp_path) -> None:
     trained = {}
+    no_dropout = {"model.embed_dropout": 0.0, "model.dropout": 0.0}  # no random draws to differ by
     for epsilon in (0.0, 1.0):
-        config = load_run_config(None, {**SMALL, "train.adversarial_epsilon": epsilon})
+        config = load_run_config(None, {**SMALL, **no_dropout, "train.adversarial_epsilon": epsilon})
         torch.manual_seed(3)
         model = SentimentClassifier(config.model_config(30))
         output = tmp_path / str(epsilon)
@@ -124,7 +169,7 @@ def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_withou
     assert not torch.equal(trained[0.0]["head.weight"], trained[1.0]["head.weight"])
 
 
-def test_epsilon_is_refused_when_negative_or_under_torchrun(tmp_path, monkeypatch) -> None:
+def test_epsilon_is_refused_when_negative_or_under_torchrun(tmp_path) -> None:
     with pytest.raises(ValueError, match="adversarial_epsilon must be >= 0"):
         load_run_config(None, {"train.adversarial_epsilon": -0.1})
     config = load_run_config(None, {**SMALL, "train.adversarial_epsilon": 1.0})
