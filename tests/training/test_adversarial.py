@@ -11,6 +11,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.network import SentimentClassifier
+from tests.training.synthetic import SMALL, VOCAB, random_splits
 from training import adversarial, train
 from training.bundle import render_markdown
 from training.config import load_run_config
@@ -127,29 +128,12 @@ def test_training_with_frozen_pretrained_layers_runs_adversarially(tmp_path) -> 
         None, {**SMALL, "train.epochs": 2, "train.freeze_epochs": 1, "train.adversarial_epsilon": 1.0}
     )
     torch.manual_seed(3)
-    model = SentimentClassifier(config.model_config(30))
+    model = SentimentClassifier(config.model_config(VOCAB))
     start = model.embedding.weight.detach().clone()
-    history, _ = train.fit(model, _splits(), config, tmp_path, resume=False)
+    history, _ = train.fit(model, random_splits(), config, tmp_path, resume=False)
     assert [h["epoch"] for h in history] == [1, 2] and all("adversarial_loss" in h for h in history)
     last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model_state"]  # fit keeps the best
     assert not torch.equal(last["embedding.weight"], start)  # thawed in epoch 2
-
-
-def _splits() -> train.Splits:
-    torch.manual_seed(0)
-    sequences = [torch.randint(2, 30, (int(n),)).tolist() for n in torch.randint(1, 12, (16,))]
-    labels = [i % 2 for i in range(16)]
-    return train.Splits(
-        train=(sequences, labels),
-        validation=(sequences[:4], labels[:4]),
-        test=([], []),
-        unlabelled_tokens=[],
-        train_tokens=[],
-        unlabelled_texts=[],
-    )
-
-
-SMALL = {"train.epochs": 1, "train.batch_size": 4, "model.embed_dim": 6, "model.hidden_size": 4}
 
 
 def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_without(tmp_path) -> None:
@@ -158,10 +142,10 @@ def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_withou
     for epsilon in (0.0, 1.0):
         config = load_run_config(None, {**SMALL, **no_dropout, "train.adversarial_epsilon": epsilon})
         torch.manual_seed(3)
-        model = SentimentClassifier(config.model_config(30))
+        model = SentimentClassifier(config.model_config(VOCAB))
         output = tmp_path / str(epsilon)
         output.mkdir()
-        history, _ = train.fit(model, _splits(), config, output, resume=False)
+        history, _ = train.fit(model, random_splits(), config, output, resume=False)
         trained[epsilon] = model.state_dict()
         logged = json.loads((output / "metrics.jsonl").read_text())
         assert ("adversarial_loss" in history[0]) == (epsilon > 0) == ("adversarial_loss" in logged)
@@ -173,10 +157,10 @@ def test_epsilon_is_refused_when_negative_or_under_torchrun(tmp_path) -> None:
     with pytest.raises(ValueError, match="adversarial_epsilon must be >= 0"):
         load_run_config(None, {"train.adversarial_epsilon": -0.1})
     config = load_run_config(None, {**SMALL, "train.adversarial_epsilon": 1.0})
-    model = SentimentClassifier(config.model_config(30))
+    model = SentimentClassifier(config.model_config(VOCAB))
     two = World(rank=0, size=2)
     with pytest.raises(ValueError, match="not supported under torchrun"):
-        train.fit(model, _splits(), config, tmp_path, resume=False, world=two)
+        train.fit(model, random_splits(), config, tmp_path, resume=False, world=two)
 
 
 def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:

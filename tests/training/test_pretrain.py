@@ -11,6 +11,7 @@ import torch
 from model.bundle import load_card
 from model.config import ModelConfig
 from model.tokenizer import Tokenizer, Vocabulary
+from tests.training.synthetic import SMALL, VOCAB, random_splits
 from training import pretrain, train
 from training.config import load_run_config
 from training.pretrain import LanguageModel, adaptive_cutoffs
@@ -130,20 +131,9 @@ def test_pretrain_then_fine_tune(tmp_path, imdb_archive) -> None:
 
 @pytest.mark.parametrize("freeze_epochs", [0, 1])
 def test_frozen_epochs_train_only_the_head(tmp_path, freeze_epochs: int) -> None:
-    settings = {"train.epochs": 1, "train.batch_size": 4, "model.embed_dim": 6, "model.hidden_size": 4}
-    config = load_run_config(None, {**settings, "train.freeze_epochs": freeze_epochs})
-    torch.manual_seed(0)
-    sequences = [torch.randint(2, 30, (int(n),)).tolist() for n in torch.randint(1, 12, (16,))]
-    labels = [i % 2 for i in range(16)]
-    splits = train.Splits(
-        train=(sequences, labels),
-        validation=(sequences[:4], labels[:4]),
-        test=([], []),
-        unlabelled_tokens=[],
-        train_tokens=[],
-        unlabelled_texts=[],
-    )
-    model = train.SentimentClassifier(config.model_config(30))
+    config = load_run_config(None, {**SMALL, "train.freeze_epochs": freeze_epochs})
+    splits = random_splits()
+    model = train.SentimentClassifier(config.model_config(VOCAB))
     start = {k: v.clone() for k, v in model.state_dict().items()}
     train.fit(model, splits, config, tmp_path, resume=False)
     for name, value in model.state_dict().items():
