@@ -208,10 +208,10 @@ def render_markdown(card: dict) -> str:
     )
     (tn, fp), (fn, tp) = test["confusion_matrix"]
     self_training = card["training"].get("self_training", "none")
-    unlabelled = "" if self_training == "none" else f"Unlabelled reviews used: {self_training}.\n"
+    notes = "" if self_training == "none" else f"Unlabelled reviews used: {self_training}.\n"
     epsilon = card["train_config"].get("adversarial_epsilon", 0.0)  # cards made before lack it
     if epsilon > 0:
-        unlabelled += (
+        notes += (
             f"Adversarial training (Miyato et al., 2017): each review also learnt with its word "
             f"vectors moved by the step of L2 norm {epsilon} that raises its loss most.\n"
         )
@@ -247,7 +247,7 @@ ONNX (opset {card["onnx"]["opset"]}) vs PyTorch on {card["parity"]["reviews"]} v
 {card["training"]["epochs_run"]} epochs (best: {card["training"]["best_epoch"]}),
 {card["training"]["seconds"] / 60:.1f} min on {card["training"]["machine"]}; embeddings:
 {card["training"]["embeddings"]}. Reviews are cut to their first {card["max_tokens"]} tokens.
-{unlabelled}{_pretraining_section(card["training"].get("pretraining"))}
+{notes}{_pretraining_section(card["training"].get("pretraining"))}
 ## Limitations
 
 English movie reviews only; sarcasm, mixed reviews and text far from IMDB's style are read

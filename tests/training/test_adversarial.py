@@ -173,17 +173,31 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.epochs": 7}))
 
 
-def test_the_shipped_bundle_is_still_current_for_its_configuration(tmp_path, monkeypatch) -> None:
+# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed
+RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, RUN_8_FINGERPRINT),  # a bundle made before the field keeps its fingerprint
+        ({"train.adversarial_epsilon": 1.5}, None),  # the shipped bundle (README recipe, step 5)
+    ],
+)
+def test_fingerprints_of_the_distillation_recipe(tmp_path, monkeypatch, overrides, expected) -> None:
     card = json.loads((ROOT / "models/default/model_card.json").read_text())
     archive = tmp_path / "aclImdb_v1.tar.gz"
     archive.write_bytes(b"stands in for the archive whose sha256 the card records")
     monkeypatch.setattr(train, "sha256_of", lambda path: card["dataset"]["sha256"])
-    config = load_run_config(ROOT / "configs/distill.toml", {"train.data": str(archive)})
-    assert train.fingerprint(config) == card["fingerprint"]
+    config = load_run_config(ROOT / "configs/distill.toml", {"train.data": str(archive), **overrides})
+    assert train.fingerprint(config) == (expected or card["fingerprint"])
 
 
 def test_the_model_card_names_adversarial_training_only_when_used() -> None:
     card = json.loads((ROOT / "models/default/model_card.json").read_text())
-    assert "Adversarial training" not in render_markdown(card)
-    card["train_config"]["adversarial_epsilon"] = 1.5
+    assert card["train_config"]["adversarial_epsilon"] == 1.5
     assert "moved by the step of L2 norm 1.5 that raises its loss most" in render_markdown(card)
+    card["train_config"]["adversarial_epsilon"] = 0.0
+    assert "Adversarial training" not in render_markdown(card)
+    del card["train_config"]["adversarial_epsilon"]  # a card from before the field existed
+    assert "Adversarial training" not in render_markdown(card)
