@@ -76,10 +76,7 @@ def test_the_step_raises_the_loss_more_than_random_steps_of_its_size() -> None:
 
 def test_backward_adds_the_gradients_of_the_clean_and_the_adversarial_loss() -> None:
     model, (token_ids, lengths, labels) = _model(), _batch()
-    epsilon, scale = 0.3, 0.25
-
-    def loss_of(logits: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits, labels, reduction="sum")
+    epsilon, scale, loss_of = 0.3, 0.25, _sum_loss(labels)
 
     # by hand: the direction from the clean loss, then both losses' parameter gradients summed
     parameters = list(model.parameters())
