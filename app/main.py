@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         version="0.1.0",
         summary="Sentiment of movie reviews from an LSTM, with per-gate activation traces.",
         lifespan=lifespan,
+        # None: FastAPI's defaults, which look up the OpenTelemetry providers on every request
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
     install_handlers(app)

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS (JSON list); CORS is off when empty."
     )
     model_name: str | None = Field(None, description="Name the model is served under (default: card name).")
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry spans, metrics and logs, sent to the globally "
+        "configured providers (FASTAPI_OTEL_AUTO_CONFIGURE=true adds OTLP exporters from OTEL_* "
+        "variables). Off, each request skips FastAPI's provider checks; Prometheus metrics stay.",
+    )
 
     @field_validator("model_name")
     @classmethod

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
 
 REVIEW = "a wonderful , moving film with great acting"
 
@@ -190,3 +197,49 @@ def test_pages_are_served_without_external_assets(client) -> None:
     for asset in ("/static/inspect.js", "/static/inspect.css"):
         assert asset in page and client.get(asset).status_code == 200
     assert "http://" not in page and "https://" not in page  # no CDN
+
+
+def _api_routes(routes) -> list[APIRoute]:
+    """Every APIRoute, also inside included routers (which this FastAPI keeps as wrappers)."""
+    found = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found += _api_routes(route.original_router.routes)
+    return found
+
+
+def _dependency_calls(dependant) -> list:
+    calls = []
+    for sub in dependant.dependencies:
+        calls += [sub.call, *_dependency_calls(sub)]
+    return calls
+
+
+def test_routes_and_dependencies_run_on_the_event_loop(bundle_dir) -> None:
+    """FastAPI runs a plain ``def`` route or dependency in its thread pool: a hop per request.
+
+    The one exception is the instrumentator's ``/metrics``, scraped every few seconds, not per request.
+    """
+    app = create_app(Settings(model_dir=bundle_dir))
+    routes = [route for route in _api_routes(app.routes) if route.path != "/metrics"]
+    calls = [call for route in routes for call in [route.endpoint, *_dependency_calls(route.dependant)]]
+    assert len(routes) > 10 and len(calls) > 2 * len(routes)
+    blocking = {call.__qualname__ for call in calls if not inspect.iscoroutinefunction(call)}
+    assert not blocking
+
+
+def test_opentelemetry_is_looked_up_only_when_asked_for(bundle_dir, monkeypatch) -> None:
+    """Off (the default), a request never asks OpenTelemetry for its providers; on, it does."""
+    from opentelemetry import trace
+
+    lookups = []
+    real = trace.get_tracer_provider
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: lookups.append(1) or real())
+    for enabled, expected in ((False, False), (True, True)):
+        lookups.clear()
+        with TestClient(create_app(Settings(model_dir=bundle_dir, opentelemetry=enabled))) as client:
+            lookups.clear()  # start-up may look, too
+            assert client.post("/v1/predict", json={"text": REVIEW}).status_code == 200
+        assert bool(lookups) is expected
