@@ -7,6 +7,7 @@ dataclasses and stay in step with them.
 from __future__ import annotations
 
 import argparse
+import operator
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -16,8 +17,17 @@ from typing import Any
 from model.config import CELLS, POOLINGS, ModelConfig
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
+def _opt(default: Any, help: str, **bounds: float) -> Any:
+    """A field with its help text and optional bounds ``ge``, ``gt``, ``le``, ``lt`` (checked on creation)."""
+    return field(default=default, metadata={"help": help, "bounds": bounds})
+
+
+_BOUNDS = {
+    "ge": (">=", operator.ge),
+    "gt": (">", operator.gt),
+    "le": ("<=", operator.le),
+    "lt": ("<", operator.lt),
+}
 
 
 @dataclass(frozen=True)
@@ -27,23 +37,25 @@ class TrainConfig:
     data: str | None = _opt(None, "IMDB archive (.tar.gz) or extracted folder; default $IMDB_DATA")
     output: str = _opt("runs/default", "folder for checkpoints, metrics and the model bundle")
     seed: int = _opt(1234, "seed for the split, initialisation, dropout and batch order")
-    validation_fraction: float = _opt(0.1, "fraction of the 25k training reviews held out")
-    vocab_size: int = _opt(20000, "vocabulary size including <pad> and <unk>")
-    min_count: int = _opt(2, "minimum count in the training split for a word to get an id")
-    max_tokens: int = _opt(1000, "tokens kept per review (the first ones); also the service's cap")
-    batch_size: int = _opt(64, "reviews per batch")
-    epochs: int = _opt(6, "maximum number of epochs")
-    learning_rate: float = _opt(2e-3, "peak AdamW learning rate")
-    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases or embeddings)")
-    warmup_fraction: float = _opt(0.1, "fraction of steps of linear warm-up before cosine decay")
-    clip_norm: float = _opt(1.0, "gradient-norm clipping threshold")
-    embedding_lr_scale: float = _opt(1.0, "embedding learning rate / learning rate (0: frozen embeddings)")
-    freeze_epochs: int = _opt(
-        0, "first epochs that train only the classifier head, the pretrained layers frozen (ULMFiT)"
+    validation_fraction: float = _opt(0.1, "fraction of the 25k training reviews held out", gt=0, lt=1)
+    vocab_size: int = _opt(20000, "vocabulary size including <pad> and <unk>", ge=3)
+    min_count: int = _opt(2, "minimum count in the training split for a word to get an id", ge=1)
+    max_tokens: int = _opt(1000, "tokens kept per review (the first ones); also the service's cap", ge=1)
+    batch_size: int = _opt(64, "reviews per batch", ge=1)
+    epochs: int = _opt(6, "maximum number of epochs", ge=1)
+    learning_rate: float = _opt(2e-3, "peak AdamW learning rate", gt=0)
+    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases or embeddings)", ge=0)
+    warmup_fraction: float = _opt(0.1, "fraction of steps of linear warm-up before cosine decay", ge=0, le=1)
+    clip_norm: float = _opt(1.0, "gradient-norm clipping threshold", gt=0)
+    embedding_lr_scale: float = _opt(
+        1.0, "embedding learning rate / learning rate (0: frozen embeddings)", ge=0
     )
-    patience: int = _opt(2, "epochs without a better validation accuracy before stopping")
+    freeze_epochs: int = _opt(
+        0, "first epochs that train only the classifier head, the pretrained layers frozen (ULMFiT)", ge=0
+    )
+    patience: int = _opt(2, "epochs without a better validation accuracy before stopping", ge=1)
     embeddings: str = _opt("word2vec", "embedding init: 'random', 'word2vec' or a GloVe text file path")
-    word2vec_epochs: int = _opt(5, "word2vec epochs over the training split plus unlabelled reviews")
+    word2vec_epochs: int = _opt(5, "word2vec epochs over the training split plus unlabelled reviews", ge=1)
     init_from: str = _opt(
         "",
         "checkpoint (.pt) to start from: a classifier's (same model config) or a language model's "
@@ -54,7 +66,9 @@ class TrainConfig:
         "teacher bundle(s) that label the unlabelled reviews, comma-separated (several are averaged); "
         "'' = none",
     )
-    pseudo_threshold: float = _opt(0.95, "P(label) a pseudo-labelled review needs to join training")
+    pseudo_threshold: float = _opt(
+        0.95, "P(label) a pseudo-labelled review needs to join training", ge=0.5, le=1
+    )
     pseudo_soft: bool = _opt(
         False, "train on the teachers' P(positive) as a soft target (distillation) instead of a hard label"
     )
@@ -63,10 +77,21 @@ class TrainConfig:
         "adversarial training: L2 norm of each review's worst-case word-vector perturbation "
         "(Miyato et al., 2017; training.adversarial), in the word vectors' units; 0: off. "
         "Clipping then applies to the clean and adversarial gradients summed",
+        ge=0,
     )
-    limit_reviews: int = _opt(0, "use only this many reviews per part and label (0: all); for smoke runs")
-    threads: int = _opt(0, "torch threads (0: torch's default)")
+    limit_reviews: int = _opt(
+        0, "use only this many reviews per part and label (0: all); for smoke runs", ge=0
+    )
+    threads: int = _opt(0, "torch threads (0: torch's default)", ge=0)
     name: str = _opt("imdb-lstm", "model name written into the model card")
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            for key, bound in spec.metadata["bounds"].items():
+                symbol, holds = _BOUNDS[key]
+                if not holds(value, bound):
+                    raise ValueError(f"[train] {spec.name} must be {symbol} {bound:g}, got {value!r}")
 
 
 # Fields added after bundles were made: a fingerprint counts them only when set (training.train),
@@ -155,8 +180,6 @@ def load_run_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
     _check_types(model, typing.get_type_hints(ModelConfig), "model")
     _check_types(train_values, typing.get_type_hints(TrainConfig), "train")
     ModelConfig(vocab_size=1, **model)  # fail now, not after an hour of training
-    if train_values.get("adversarial_epsilon", 0.0) < 0:
-        raise ValueError("[train] adversarial_epsilon must be >= 0")
     return RunConfig(model=model, train=replace(TrainConfig(), **train_values))
 
 

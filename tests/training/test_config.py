@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -104,6 +105,36 @@ def test_unknown_override_key() -> None:
 def test_invalid_model_value_fails_immediately(tmp_path, text: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         load_run_config(_toml(tmp_path, text), {})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("batch_size", 0, "batch_size must be >= 1, got 0"),
+        ("epochs", 0, "epochs must be >= 1"),
+        ("learning_rate", 0.0, "learning_rate must be > 0"),
+        ("validation_fraction", 1.0, "validation_fraction must be < 1"),
+        ("warmup_fraction", 1.5, "warmup_fraction must be <= 1"),
+        ("pseudo_threshold", 0.3, "pseudo_threshold must be >= 0.5"),
+        ("clip_norm", 0.0, "clip_norm must be > 0"),
+        ("weight_decay", -0.1, "weight_decay must be >= 0"),
+        ("vocab_size", 2, "vocab_size must be >= 3"),
+        ("threads", -1, "threads must be >= 0"),
+    ],
+)
+def test_out_of_range_train_value_fails_immediately(tmp_path, field: str, value, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"[train] {message}")):
+        load_run_config(None, {f"train.{field}": value})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_run_config(_toml(tmp_path, f"[train]\n{field} = {value}\n"), {})
+
+
+def test_train_bounds_are_inclusive_where_they_say_so() -> None:
+    edges = {"warmup_fraction": 0.0, "embedding_lr_scale": 0.0, "pseudo_threshold": 0.5, "freeze_epochs": 0}
+    config = load_run_config(None, {f"train.{k}": v for k, v in edges.items()})
+    assert all(getattr(config.train, k) == v for k, v in edges.items())
+    upper = load_run_config(None, {"train.warmup_fraction": 1.0, "train.pseudo_threshold": 1.0}).train
+    assert (upper.warmup_fraction, upper.pseudo_threshold) == (1.0, 1.0)
 
 
 def test_invalid_model_override_fails_immediately() -> None:
