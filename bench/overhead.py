@@ -1,27 +1,38 @@
-"""Where one request's time goes, in process (no sockets): the app, the service, the model.
+"""Where one request's time goes: in process (no sockets), and over loopback.
 
-    python -m bench.overhead --bundle models/default
+    python -m bench.overhead --bundle models/default [--data ../shared/data/aclImdb_v1.tar.gz]
 
-Sends ``/v1/predict`` requests through httpx's ASGI transport to the real app (lifespan,
-middleware, routing, validation, batcher) one at a time and takes the medians of: the whole
-request, ``SentimentService.predict`` inside it (tokenising, batcher, thread hop, inference),
-the onnxruntime call alone, and ``GET /healthz`` through the same stack (the floor of any
-request). What the request costs beyond ``predict`` and ``/healthz`` is the framework's
+In process, it sends ``/v1/predict`` requests through httpx's ASGI transport to the real app
+(lifespan, middleware, routing, validation, batcher) one at a time and takes the medians of:
+the whole request, ``SentimentService.predict`` inside it (tokenising, batcher, thread hop,
+inference), the onnxruntime call alone, and ``GET /healthz`` through the same stack (the floor
+of any request). What the request costs beyond ``predict`` and ``/healthz`` is the framework's
 handling of a prediction: body parsing and validation, dependencies, response validation.
+
+With ``--data``, it also starts ``python -m app`` and sends real test reviews from one client
+over loopback, then splits the mean request, from the server's own Prometheus metrics (their
+sums and counts before and after): the client and the wire (what the client measured beyond
+the server's handler time), the app (the instrumentator's handler time beyond inference:
+middleware, parsing, tokenising, batcher, response) and onnxruntime (``sentiment_inference_seconds``).
+The same texts through an in-process ``ModelRuntime.predict`` give the reference.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+import aiohttp
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from app.settings import Settings
-from bench import cli
+from bench import cli, service
 
 TEXT = "A wonderful, moving film with great acting and a superb story, and a score that stays. " * 3
 
@@ -72,14 +83,74 @@ async def _measure(settings: Settings, requests: int) -> dict:
     }
 
 
+def _sums(base: str) -> dict[str, float]:
+    """Sum and count of the predict route's handler time and of onnxruntime calls, from /metrics."""
+    text = httpx.get(f"{base}/metrics").text
+    wanted = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels = sample.name, sample.labels
+            if name.startswith("http_request_duration_seconds") and labels.get("handler") == "/v1/predict":
+                wanted[name.rsplit("_", 1)[1]] = wanted.get(name.rsplit("_", 1)[1], 0.0) + sample.value
+            elif name in ("sentiment_inference_seconds_sum", "sentiment_inference_seconds_count"):
+                wanted["inference_" + name.rsplit("_", 1)[1]] = sample.value
+    return {key: wanted.get(key, 0.0) for key in ("sum", "count", "inference_sum", "inference_count")}
+
+
+async def _one_client(base: str, texts: list[str]) -> list[float]:
+    latencies: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        await service._client(session, base, texts, latencies)
+    return latencies
+
+
+def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
+    """Mean milliseconds of one client's requests over loopback, split by the server's metrics."""
+    inproc = service.in_process_ms(bundle, texts, threads)
+    process, base, _ = service.start_server(bundle, {"SENTIMENT_THREADS": str(threads)})
+    try:
+        asyncio.run(service.load(base, texts[:32], 1))  # warm-up
+        before = _sums(base)
+        latencies = asyncio.run(_one_client(base, texts))
+        after = _sums(base)
+    finally:
+        process.terminate()
+        process.wait()
+    delta = {key: after[key] - before[key] for key in after}
+    if delta["count"] != len(texts) or delta["inference_count"] != len(texts):
+        raise SystemExit(f"the server counted {delta} for {len(texts)} requests")
+    client_ms = 1000 * statistics.fmean(latencies)
+    handler_ms = 1000 * delta["sum"] / delta["count"]
+    inference_ms = 1000 * delta["inference_sum"] / delta["inference_count"]
+    return {
+        "requests": len(texts),
+        "client_mean_ms": client_ms,
+        "client_p50_ms": 1000 * statistics.median(latencies),
+        "client_and_wire_ms": client_ms - handler_ms,
+        "app_ms": handler_ms - inference_ms,
+        "inference_ms": inference_ms,
+        "in_process_mean_ms": statistics.fmean(inproc),
+        "in_process_p50_ms": statistics.median(inproc),
+    }
+
+
 def print_overhead(figures: dict) -> None:
-    """Human-readable line."""
+    """Human-readable lines."""
     rest = figures["request_ms"] - figures["service_predict_ms"] - figures["healthz_ms"]
     print(
         f"in process: request {figures['request_ms']:.2f} ms = service.predict "
         f"{figures['service_predict_ms']:.2f} (of which onnxruntime {figures['inference_ms']:.2f}) "
         f"+ a bare GET /healthz {figures['healthz_ms']:.2f} + the prediction route's own handling {rest:.2f}"
     )
+    loop = figures.get("loopback")
+    if loop:
+        print(
+            f"over loopback, {loop['requests']} real reviews, 1 client: mean {loop['client_mean_ms']:.2f} ms "
+            f"(p50 {loop['client_p50_ms']:.2f}) = client and wire {loop['client_and_wire_ms']:.2f} + app "
+            f"{loop['app_ms']:.2f} + onnxruntime {loop['inference_ms']:.2f}; in-process "
+            f"ModelRuntime.predict mean {loop['in_process_mean_ms']:.2f} ms "
+            f"(p50 {loop['in_process_p50_ms']:.2f})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -88,6 +159,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests to time")
     args = parser.parse_args(argv)
     figures = asyncio.run(_measure(Settings(model_dir=args.bundle), args.requests))
+    if args.data:
+        from training.data import load_imdb
+
+        reviews = load_imdb(args.data).test
+        texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
+        figures["loopback"] = over_loopback(args.bundle, texts)
     cli.publish(figures, print_overhead, args.json)
 
 

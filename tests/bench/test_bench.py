@@ -111,3 +111,12 @@ def test_overhead_splits_a_request_into_its_parts(tmp_path) -> None:
     figures = asyncio.run(overhead._measure(Settings(model_dir=bundle), requests=20))
     assert 0 < figures["inference_ms"] <= figures["service_predict_ms"] <= figures["request_ms"]
     assert figures["healthz_ms"] > 0
+
+
+def test_loopback_overhead_splits_by_the_servers_own_metrics(tmp_path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    figures = overhead.over_loopback(bundle, TEXTS * 3)
+    assert figures["requests"] == 3 * len(TEXTS)
+    parts = figures["client_and_wire_ms"] + figures["app_ms"] + figures["inference_ms"]
+    assert parts == pytest.approx(figures["client_mean_ms"])
+    assert figures["client_and_wire_ms"] > 0 and figures["app_ms"] > 0 and figures["inference_ms"] > 0
