@@ -44,6 +44,7 @@ LEVERS: dict[str, dict[str, str]] = {
     },
     "default, asyncio loop + h11 parser": {"--loop": "asyncio", "--http": "h11"},
     "default, no spin-waiting": {"SENTIMENT_SPIN_WAIT": "false"},
+    "default, FastAPI's OpenTelemetry on": {"SENTIMENT_OPENTELEMETRY": "true"},
     "1 thread, 2 workers, no spin-waiting": {
         "SENTIMENT_THREADS": "1",
         "SENTIMENT_INFERENCE_WORKERS": "2",

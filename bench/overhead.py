@@ -97,11 +97,18 @@ def _sums(base: str) -> dict[str, float]:
     return {key: wanted.get(key, 0.0) for key in ("sum", "count", "inference_sum", "inference_count")}
 
 
-async def _one_client(base: str, texts: list[str]) -> list[float]:
+async def _one_client(base: str, texts: list[str]) -> tuple[list[float], list[float]]:
+    """Latencies of ``/v1/predict`` for each text in turn, then of as many bare ``GET /healthz``."""
     latencies: list[float] = []
+    health: list[float] = []
     async with aiohttp.ClientSession() as session:
         await service._client(session, base, texts, latencies)
-    return latencies
+        for _ in texts:
+            started = time.perf_counter()
+            async with session.get(f"{base}/healthz") as response:
+                await response.read()
+            health.append(time.perf_counter() - started)
+    return latencies, health
 
 
 def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
@@ -111,7 +118,7 @@ def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
     try:
         asyncio.run(service.load(base, texts[:32], 1))  # warm-up
         before = _sums(base)
-        latencies = asyncio.run(_one_client(base, texts))
+        latencies, health = asyncio.run(_one_client(base, texts))
         after = _sums(base)
     finally:
         process.terminate()
@@ -129,6 +136,7 @@ def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
         "client_and_wire_ms": client_ms - handler_ms,
         "app_ms": handler_ms - inference_ms,
         "inference_ms": inference_ms,
+        "healthz_p50_ms": 1000 * statistics.median(health),
         "in_process_mean_ms": statistics.fmean(inproc),
         "in_process_p50_ms": statistics.median(inproc),
     }
@@ -149,7 +157,7 @@ def print_overhead(figures: dict) -> None:
             f"(p50 {loop['client_p50_ms']:.2f}) = client and wire {loop['client_and_wire_ms']:.2f} + app "
             f"{loop['app_ms']:.2f} + onnxruntime {loop['inference_ms']:.2f}; in-process "
             f"ModelRuntime.predict mean {loop['in_process_mean_ms']:.2f} ms "
-            f"(p50 {loop['in_process_p50_ms']:.2f})"
+            f"(p50 {loop['in_process_p50_ms']:.2f}); a bare GET /healthz p50 {loop['healthz_p50_ms']:.2f} ms"
         )
 
 

@@ -120,3 +120,4 @@ def test_loopback_overhead_splits_by_the_servers_own_metrics(tmp_path) -> None:
     parts = figures["client_and_wire_ms"] + figures["app_ms"] + figures["inference_ms"]
     assert parts == pytest.approx(figures["client_mean_ms"])
     assert figures["client_and_wire_ms"] > 0 and figures["app_ms"] > 0 and figures["inference_ms"] > 0
+    assert 0 < figures["healthz_p50_ms"] < figures["client_p50_ms"]
