@@ -94,9 +94,10 @@ class TrainConfig:
                     raise ValueError(f"[train] {spec.name} must be {symbol} {bound:g}, got {value!r}")
 
 
-# Fields added after bundles were made: a fingerprint counts them only when set (training.train),
-# so the bundles made before them stay current.
-ADDED_LATER = ("pseudo_soft", "adversarial_epsilon")
+# Fields added after bundles were made: a fingerprint counts them only when they differ from their
+# default (training.train), so the bundles made before them stay current, and spelling such a
+# default out (``--word-dropout 0``) changes nothing.
+ADDED_LATER = {"train": ("pseudo_soft", "adversarial_epsilon"), "model": ("word_dropout", "locked_dropout")}
 
 
 @dataclass(frozen=True)

@@ -424,14 +424,17 @@ def fingerprint(config: RunConfig) -> str:
     path = resolve_path(config.train.data)
     data = sha256_of(path) if path.is_file() else str(path.resolve())
     ignored = {"output", "data", "threads"}
-    defaults = asdict(TrainConfig())
-    train_values = {
-        k: v
-        for k, v in asdict(config.train).items()
+    defaults = {"train": asdict(TrainConfig()), "model": asdict(ModelConfig(vocab_size=1))}
+
+    def counted(table: str, values: dict) -> dict:
         # a field added after bundles existed counts only when set: those bundles keep their fingerprint
-        if k not in ignored and not (k in ADDED_LATER and v == defaults[k])
-    }
-    described = json.dumps({"model": config.model, "train": train_values, "data": data}, sort_keys=True)
+        later = ADDED_LATER[table]
+        return {k: v for k, v in values.items() if not (k in later and v == defaults[table][k])}
+
+    train_values = counted("train", {k: v for k, v in asdict(config.train).items() if k not in ignored})
+    described = json.dumps(
+        {"model": counted("model", config.model), "train": train_values, "data": data}, sort_keys=True
+    )
     return hashlib.sha256(described.encode()).hexdigest()
 
 

@@ -168,6 +168,11 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.adversarial_epsilon": 1.0}))
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.pseudo_soft": True}))
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "train.epochs": 7}))
+    # the model fields added later (word and locked dropout) follow the same rule
+    assert fingerprint == train.fingerprint(load_run_config(None, {**base, "model.word_dropout": 0.0}))
+    assert fingerprint == train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": False}))
+    assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.word_dropout": 0.1}))
+    assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": True}))
 
 
 # run 8 (configs/distill.toml), the bundle shipped before adversarial training existed
