@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     opentelemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry spans, metrics and logs, sent to the globally "
-        "configured providers (FASTAPI_OTEL_AUTO_CONFIGURE=true adds OTLP exporters from OTEL_* "
-        "variables). Off, each request skips FastAPI's provider checks; Prometheus metrics stay.",
+        "configured providers; exporting needs the OpenTelemetry SDK (pip install "
+        "'fastapi[opentelemetry]'), which the service does not install. Off, each request skips "
+        "FastAPI's provider lookups; the Prometheus metrics stay.",
     )
 
     @field_validator("model_name")

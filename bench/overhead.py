@@ -9,17 +9,24 @@ inference), the onnxruntime call alone, and ``GET /healthz`` through the same st
 of any request). What the request costs beyond ``predict`` and ``/healthz`` is the framework's
 handling of a prediction: body parsing and validation, dependencies, response validation.
 
-With ``--data``, it also starts ``python -m app`` and sends real test reviews from one client
-over loopback, then splits the mean request, from the server's own Prometheus metrics (their
-sums and counts before and after): the client and the wire (what the client measured beyond
-the server's handler time), the app (the instrumentator's handler time beyond inference:
-middleware, parsing, tokenising, batcher, response) and onnxruntime (``sentiment_inference_seconds``).
-The same texts through an in-process ``ModelRuntime.predict`` give the reference.
+With ``--data`` (or ``$IMDB_DATA``), it also starts ``python -m app`` and sends real test
+reviews from one client over loopback, then splits the mean request by the server's own
+Prometheus metrics (their sums and counts before and after):
+
+* outside the app: what the client measured beyond the instrumentator's handler time, i.e. the
+  client, loopback, uvicorn's HTTP parsing and the middleware outside the instrumentator;
+* the app: the handler time beyond inference (middleware, body parsing, dependencies,
+  tokenising, batcher and thread hop, response);
+* onnxruntime (``sentiment_inference_seconds``).
+
+It also times as many bare ``GET /healthz`` from the same client (the HTTP stack's floor), and
+the same texts through an in-process ``ModelRuntime.predict`` (the reference).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -43,9 +50,9 @@ def _median_ms(values: list[float]) -> float:
 
 async def _measure(settings: Settings, requests: int) -> dict:
     app = create_app(settings)
-    service = app.state.service
+    sentiment = app.state.service
     times: dict[str, list[float]] = {"predict": [], "inference": []}
-    predict, infer = service.predict, service.batcher._infer
+    predict, infer = sentiment.predict, sentiment.batcher._infer
 
     async def timed_predict(texts):
         started = time.perf_counter()
@@ -59,7 +66,7 @@ async def _measure(settings: Settings, requests: int) -> dict:
         times["inference"].append(time.perf_counter() - started)
         return result
 
-    service.predict, service.batcher._infer = timed_predict, timed_infer
+    sentiment.predict, sentiment.batcher._infer = timed_predict, timed_infer
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -83,18 +90,22 @@ async def _measure(settings: Settings, requests: int) -> dict:
     }
 
 
-def _sums(base: str) -> dict[str, float]:
-    """Sum and count of the predict route's handler time and of onnxruntime calls, from /metrics."""
-    text = httpx.get(f"{base}/metrics").text
-    wanted = {}
+def metric_sums(text: str) -> dict[str, float]:
+    """From Prometheus text: sum and count of ``/v1/predict``'s handler seconds (all methods) and
+    of onnxruntime calls."""
+    wanted = {
+        "http_request_duration_seconds_sum": "sum",
+        "http_request_duration_seconds_count": "count",
+        "sentiment_inference_seconds_sum": "inference_sum",
+        "sentiment_inference_seconds_count": "inference_count",
+    }
+    sums = dict.fromkeys(wanted.values(), 0.0)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            name, labels = sample.name, sample.labels
-            if name.startswith("http_request_duration_seconds") and labels.get("handler") == "/v1/predict":
-                wanted[name.rsplit("_", 1)[1]] = wanted.get(name.rsplit("_", 1)[1], 0.0) + sample.value
-            elif name in ("sentiment_inference_seconds_sum", "sentiment_inference_seconds_count"):
-                wanted["inference_" + name.rsplit("_", 1)[1]] = sample.value
-    return {key: wanted.get(key, 0.0) for key in ("sum", "count", "inference_sum", "inference_count")}
+            key = wanted.get(sample.name)
+            if key and (key.startswith("inference") or sample.labels.get("handler") == "/v1/predict"):
+                sums[key] += sample.value
+    return sums
 
 
 async def _one_client(base: str, texts: list[str]) -> tuple[list[float], list[float]]:
@@ -102,7 +113,7 @@ async def _one_client(base: str, texts: list[str]) -> tuple[list[float], list[fl
     latencies: list[float] = []
     health: list[float] = []
     async with aiohttp.ClientSession() as session:
-        await service._client(session, base, texts, latencies)
+        await service.send_each(session, base, texts, latencies)
         for _ in texts:
             started = time.perf_counter()
             async with session.get(f"{base}/healthz") as response:
@@ -117,9 +128,9 @@ def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
     process, base, _ = service.start_server(bundle, {"SENTIMENT_THREADS": str(threads)})
     try:
         asyncio.run(service.load(base, texts[:32], 1))  # warm-up
-        before = _sums(base)
+        before = metric_sums(httpx.get(f"{base}/metrics").text)
         latencies, health = asyncio.run(_one_client(base, texts))
-        after = _sums(base)
+        after = metric_sums(httpx.get(f"{base}/metrics").text)
     finally:
         process.terminate()
         process.wait()
@@ -133,7 +144,7 @@ def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
         "requests": len(texts),
         "client_mean_ms": client_ms,
         "client_p50_ms": 1000 * statistics.median(latencies),
-        "client_and_wire_ms": client_ms - handler_ms,
+        "outside_app_ms": client_ms - handler_ms,
         "app_ms": handler_ms - inference_ms,
         "inference_ms": inference_ms,
         "healthz_p50_ms": 1000 * statistics.median(health),
@@ -154,7 +165,8 @@ def print_overhead(figures: dict) -> None:
     if loop:
         print(
             f"over loopback, {loop['requests']} real reviews, 1 client: mean {loop['client_mean_ms']:.2f} ms "
-            f"(p50 {loop['client_p50_ms']:.2f}) = client and wire {loop['client_and_wire_ms']:.2f} + app "
+            f"(p50 {loop['client_p50_ms']:.2f}) = outside the app (client, loopback, uvicorn) "
+            f"{loop['outside_app_ms']:.2f} + app "
             f"{loop['app_ms']:.2f} + onnxruntime {loop['inference_ms']:.2f}; in-process "
             f"ModelRuntime.predict mean {loop['in_process_mean_ms']:.2f} ms "
             f"(p50 {loop['in_process_p50_ms']:.2f}); a bare GET /healthz p50 {loop['healthz_p50_ms']:.2f} ms"
@@ -167,10 +179,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests to time")
     args = parser.parse_args(argv)
     figures = asyncio.run(_measure(Settings(model_dir=args.bundle), args.requests))
-    if args.data:
+    data = args.data or os.environ.get("IMDB_DATA")
+    if data:
         from training.data import load_imdb
 
-        reviews = load_imdb(args.data).test
+        reviews = load_imdb(data).test
         texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
         figures["loopback"] = over_loopback(args.bundle, texts)
     cli.publish(figures, print_overhead, args.json)

@@ -84,9 +84,10 @@ def start_server(
     raise SystemExit("the server did not become ready within 60 s")
 
 
-async def _client(
+async def send_each(
     session: aiohttp.ClientSession, base: str, texts: list[str], latencies: list[float]
 ) -> None:
+    """POST each text to ``/v1/predict`` in turn, appending each request's seconds to ``latencies``."""
     for text in texts:
         started = time.perf_counter()
         async with session.post(f"{base}/v1/predict", json={"text": text}) as response:
@@ -104,9 +105,9 @@ async def load(base: str, texts: list[str], clients: int) -> tuple[float, list[f
     async with aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=120)
     ) as session:
-        await asyncio.gather(*(_client(session, base, share[:2], []) for share in shares))  # connect, warm
+        await asyncio.gather(*(send_each(session, base, share[:2], []) for share in shares))  # connect, warm
         started = time.perf_counter()
-        await asyncio.gather(*(_client(session, base, share, latencies) for share in shares))
+        await asyncio.gather(*(send_each(session, base, share, latencies) for share in shares))
         return len(texts) / (time.perf_counter() - started), latencies
 
 

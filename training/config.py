@@ -88,7 +88,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for spec in fields(self):
             value = getattr(self, spec.name)
-            for key, bound in spec.metadata["bounds"].items():
+            for key, bound in spec.metadata.get("bounds", {}).items():
                 symbol, holds = _BOUNDS[key]
                 if not holds(value, bound):
                     raise ValueError(f"[train] {spec.name} must be {symbol} {bound:g}, got {value!r}")

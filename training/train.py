@@ -427,7 +427,8 @@ def fingerprint(config: RunConfig) -> str:
     defaults = {"train": asdict(TrainConfig()), "model": asdict(ModelConfig(vocab_size=1))}
 
     def counted(table: str, values: dict) -> dict:
-        # a field added after bundles existed counts only when set: those bundles keep their fingerprint
+        # a field added after bundles existed counts only when it differs from its default: the
+        # bundles made before it keep their fingerprint
         later = ADDED_LATER[table]
         return {k: v for k, v in values.items() if not (k in later and v == defaults[table][k])}
 

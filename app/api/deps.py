@@ -25,7 +25,7 @@ Service = Annotated[SentimentService, Depends(get_service)]
 
 
 def check_api_key(service: SentimentService, sent_key: str | None) -> None:
-    """:class:`Unauthorized` unless no API key is configured or ``sent_key`` is it."""
+    """Raise :class:`Unauthorized` unless no API key is configured or ``sent_key`` is it."""
     expected = service.settings.api_key
     if expected is None:
         return

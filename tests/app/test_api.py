@@ -231,12 +231,17 @@ def test_routes_and_dependencies_run_on_the_event_loop(bundle_dir) -> None:
 
 
 def test_opentelemetry_is_looked_up_only_when_asked_for(bundle_dir, monkeypatch) -> None:
-    """Off (the default), a request never asks OpenTelemetry for its providers; on, it does."""
-    from opentelemetry import trace
+    """Off (the default), a request never asks OpenTelemetry for a provider; on, it does."""
+    from opentelemetry import _logs, metrics, trace
 
     lookups = []
-    real = trace.get_tracer_provider
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: lookups.append(1) or real())
+    for module, getter in (
+        (trace, "get_tracer_provider"),
+        (metrics, "get_meter_provider"),
+        (_logs, "get_logger_provider"),
+    ):
+        real = getattr(module, getter)
+        monkeypatch.setattr(module, getter, lambda real=real, name=getter: lookups.append(name) or real())
     for enabled, expected in ((False, False), (True, True)):
         lookups.clear()
         with TestClient(create_app(Settings(model_dir=bundle_dir, opentelemetry=enabled))) as client:

@@ -129,6 +129,21 @@ def test_out_of_range_train_value_fails_immediately(tmp_path, field: str, value,
         load_run_config(_toml(tmp_path, f"[train]\n{field} = {value}\n"), {})
 
 
+def test_every_bound_refuses_the_value_just_outside_it() -> None:
+    outside = {"ge": -1e-9, "gt": 0.0, "le": 1e-9, "lt": 0.0}
+    checked = 0
+    for spec in fields(TrainConfig):
+        for key, bound in spec.metadata["bounds"].items():
+            value = bound + outside[key]
+            value = type(spec.default)(value) if key in ("gt", "lt") else value
+            if isinstance(spec.default, int) and key in ("ge", "le"):
+                value = bound - 1 if key == "ge" else bound + 1
+            with pytest.raises(ValueError, match=re.escape(f"[train] {spec.name} must be")):
+                load_run_config(None, {f"train.{spec.name}": value})
+            checked += 1
+    assert checked >= 20
+
+
 def test_train_bounds_are_inclusive_where_they_say_so() -> None:
     edges = {"warmup_fraction": 0.0, "embedding_lr_scale": 0.0, "pseudo_threshold": 0.5, "freeze_epochs": 0}
     config = load_run_config(None, {f"train.{k}": v for k, v in edges.items()})
