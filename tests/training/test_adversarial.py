@@ -175,23 +175,28 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": True}))
 
 
-# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed
+# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, and run
+# 10 (the same with --adversarial-epsilon 1.5), shipped before run 12, as their cards record them
 RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
+RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
 
 
 @pytest.mark.parametrize(
-    ("overrides", "expected"),
+    ("config_file", "overrides", "expected"),
     [
-        ({}, RUN_8_FINGERPRINT),  # a bundle made before the field keeps its fingerprint
-        ({"train.adversarial_epsilon": 1.5}, None),  # the shipped bundle (README recipe, step 5)
+        ("distill.toml", {}, RUN_8_FINGERPRINT),  # made before the field: keeps its fingerprint
+        ("distill.toml", {"train.adversarial_epsilon": 1.5}, RUN_10_FINGERPRINT),
+        ("distill_locked.toml", {}, None),  # the shipped bundle, run 12 (README recipe, step 8)
     ],
 )
-def test_fingerprints_of_the_distillation_recipe(tmp_path, monkeypatch, overrides, expected) -> None:
+def test_fingerprints_of_the_distillation_recipes(
+    tmp_path, monkeypatch, config_file, overrides, expected
+) -> None:
     card = json.loads((ROOT / "models/default/model_card.json").read_text())
     archive = tmp_path / "aclImdb_v1.tar.gz"
     archive.write_bytes(b"stands in for the archive whose sha256 the card records")
     monkeypatch.setattr(train, "sha256_of", lambda path: card["dataset"]["sha256"])
-    config = load_run_config(ROOT / "configs/distill.toml", {"train.data": str(archive), **overrides})
+    config = load_run_config(ROOT / "configs" / config_file, {"train.data": str(archive), **overrides})
     assert train.fingerprint(config) == (expected or card["fingerprint"])
 
 
