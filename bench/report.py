@@ -230,7 +230,8 @@ def markdown(results: dict, command: str) -> str:
         f"`POST /v1/predict` on loopback with {svc['requests']} real test reviews per measurement "
         f"(median {svc['median_chars']:.0f} characters); each client sends its next request when "
         "the previous "
-        f"one is answered. In-process `ModelRuntime.predict` (tokenise + onnxruntime) on the same texts: "
+        f"one is answered. In-process `ModelRuntime.predict` (tokenise + onnxruntime) on the same texts, "
+        "in blocks alternating with the one-client run (batching on): "
         f"p50 {svc['in_process_p50_ms']:.2f} ms, p99 {svc['in_process_p99_ms']:.2f} ms.",
         "",
         "| batching | clients | requests/s | p50 ms | p99 ms |",

@@ -13,7 +13,9 @@ measures, with real IMDB test reviews:
 
 It also times the same texts through an in-process :class:`app.runtime.ModelRuntime`
 (tokenise + onnxruntime, the work a request needs without HTTP), so the service's overhead is a
-ratio measured in the same run. The load generator (aiohttp) shares the machine with the
+ratio measured in the same run: the in-process calls and the one-client HTTP requests (batching
+on) alternate in blocks of the texts, so a drift of the machine's speed during the run (which
+is common here) weighs on both sides alike. The load generator (aiohttp) shares the machine with the
 server, as it does on any one-box benchmark: figures are for the pair.
 """
 
@@ -41,6 +43,7 @@ from app.settings import Settings
 from bench import cli
 
 CLIENTS = (1, 8, 32, 64)
+BLOCKS = 4  # the one-client HTTP run and the in-process reference alternate in this many blocks
 
 
 def free_port() -> int:
@@ -133,33 +136,71 @@ class PeakRss:
         self._thread.join()
 
 
+class InProcess:
+    """``ModelRuntime.predict`` (tokenise + onnxruntime) in this process, one text per call: the
+    work a request needs without HTTP."""
+
+    def __init__(self, bundle: Path, threads: int) -> None:
+        self.runtime = ModelRuntime(Settings(model_dir=bundle, threads=threads))
+        self.runtime.load()
+
+    def milliseconds(self, texts: Sequence[str]) -> list[float]:
+        """Milliseconds of each text's call, after a few untimed calls (caches, thread pool)."""
+        for text in texts[:5]:
+            self.runtime.predict([text])
+        times = []
+        for text in texts:
+            started = time.perf_counter()
+            self.runtime.predict([text])
+            times.append(1000 * (time.perf_counter() - started))
+        return times
+
+
 def in_process_ms(bundle: Path, texts: Sequence[str], threads: int) -> list[float]:
     """Milliseconds per text of ``ModelRuntime.predict`` (tokenise + onnxruntime), no HTTP."""
-    runtime = ModelRuntime(Settings(model_dir=bundle, threads=threads))
-    runtime.load()
-    for text in texts[:20]:
-        runtime.predict([text])
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        runtime.predict([text])
-        times.append(1000 * (time.perf_counter() - started))
-    return times
+    return InProcess(bundle, threads).milliseconds(texts)
 
 
-def measure_server(bundle: Path, texts: list[str], env: dict[str, str], clients: Sequence[int]) -> dict:
-    """Start-up, memory, latency and throughput of one server configuration."""
+def _one_client_beside(
+    base: str, texts: list[str], reference: InProcess
+) -> tuple[float, list[float], list[float]]:
+    """One client's requests/s and latencies, and the in-process times of the same texts, taken
+    in alternating blocks."""
+    latencies: list[float] = []
+    inproc: list[float] = []
+    seconds = 0.0
+    for block in (texts[i::BLOCKS] for i in range(BLOCKS)):
+        inproc += reference.milliseconds(block)
+        rps, block_latencies = asyncio.run(load(base, block, 1))
+        latencies += block_latencies
+        seconds += len(block) / rps
+    return len(texts) / seconds, latencies, inproc
+
+
+def measure_server(
+    bundle: Path,
+    texts: list[str],
+    env: dict[str, str],
+    clients: Sequence[int],
+    reference: InProcess | None = None,
+) -> dict:
+    """Start-up, memory, latency and throughput of one server configuration; with ``reference``,
+    the one-client run alternates with it (``in_process_ms`` in the result)."""
     process, base, ready_s = start_server(bundle, env)
     try:
         rest_mb = psutil.Process(process.pid).memory_info().rss / 2**20
         asyncio.run(load(base, texts[:32], 4))  # warm-up
+        result: dict = {}
         with PeakRss(process.pid) as rss:
             rows = []
             for count in clients:
-                rps, latencies = asyncio.run(load(base, texts, count))
+                if count == 1 and reference is not None:
+                    rps, latencies, result["in_process_ms"] = _one_client_beside(base, texts, reference)
+                else:
+                    rps, latencies = asyncio.run(load(base, texts, count))
                 p50, p99 = (1000 * float(np.percentile(latencies, q)) for q in (50, 99))
                 rows.append({"clients": count, "requests_per_s": rps, "p50_ms": p50, "p99_ms": p99})
-        return {"ready_s": ready_s, "rss_rest_mb": rest_mb, "rss_peak_mb": rss.peak, "load": rows}
+        return {"ready_s": ready_s, "rss_rest_mb": rest_mb, "rss_peak_mb": rss.peak, "load": rows, **result}
     finally:
         process.terminate()
         process.wait()
@@ -167,16 +208,16 @@ def measure_server(bundle: Path, texts: list[str], env: dict[str, str], clients:
 
 def benchmark(bundle: Path, texts: list[str], clients: Sequence[int] = CLIENTS, threads: int = 2) -> dict:
     """All service figures, batching on and off, plus the in-process reference and the ratios."""
-    inproc = in_process_ms(bundle, texts, threads)
-    results: dict = {
-        "requests": len(texts),
-        "median_chars": statistics.median(map(len, texts)),
-        "in_process_p50_ms": float(np.percentile(inproc, 50)),
-        "in_process_p99_ms": float(np.percentile(inproc, 99)),
-    }
+    if clients[0] != 1:
+        raise ValueError("the first client count must be 1: the in-process reference runs beside it")
+    reference = InProcess(bundle, threads)
+    results: dict = {"requests": len(texts), "median_chars": statistics.median(map(len, texts))}
     for name, batching in (("batching_on", "true"), ("batching_off", "false")):
         env = {"SENTIMENT_BATCHING": batching, "SENTIMENT_THREADS": str(threads)}
-        results[name] = measure_server(bundle, texts, env, clients)
+        results[name] = measure_server(bundle, texts, env, clients, reference if batching == "true" else None)
+    inproc = results["batching_on"].pop("in_process_ms")
+    results["in_process_p50_ms"] = float(np.percentile(inproc, 50))
+    results["in_process_p99_ms"] = float(np.percentile(inproc, 99))
     on = results["batching_on"]["load"]
     single = on[0]
     results["http_over_in_process_p50"] = single["p50_ms"] / results["in_process_p50_ms"]

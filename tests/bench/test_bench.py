@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from bench import engines, overhead, quantized, report, roofline, service
+from bench import engines, overhead, profile, quantized, report, roofline, service
 from model.config import ModelConfig
 from tests.bundles import CORPUS, make_bundle
 from training.data import Review
@@ -154,3 +154,47 @@ def test_metric_sums_read_only_the_predict_route_and_inference() -> None:
         "inference_sum": 0.125,
         "inference_count": 5.0,
     }
+
+
+LOOP = "thread (1): MainThread;main (app/__main__.py:58)"
+STACKS = [
+    f"{LOOP};handle (fastapi/routing.py:10);predict (app/api/v1.py:26) 3",
+    f"{LOOP};handle (fastapi/routing.py:12);handle (fastapi/routing.py:10) 1",
+    "thread (7): asyncio_0;run (onnxruntime/session.py:406) 4",
+]
+
+
+def test_profile_shares_are_inclusive_per_function_and_thread() -> None:
+    samples, shares = profile.inclusive_shares(STACKS, "MainThread")
+    assert samples == 4
+    # a function is counted once per sample however often it recurses, and its lines are summed
+    assert dict((frame, share) for share, frame in shares) == {
+        "main (app/__main__.py)": 1.0,
+        "handle (fastapi/routing.py)": 1.0,
+        "predict (app/api/v1.py)": 0.75,
+    }
+    samples, shares = profile.inclusive_shares(STACKS)
+    assert samples == 8 and shares[0] == (0.5, "main (app/__main__.py)")
+    assert "run (onnxruntime/session.py)" in {frame for _, frame in shares}
+    assert profile.inclusive_shares(STACKS, "nobody") == (0, [])
+
+
+def test_one_client_run_alternates_with_the_in_process_reference(monkeypatch) -> None:
+    calls = []
+
+    class Reference:
+        def milliseconds(self, texts):
+            calls.append(("in process", list(texts)))
+            return [1.0] * len(texts)
+
+    async def fake_load(base, texts, clients):
+        calls.append(("http", list(texts)))
+        return 100.0, [0.002] * len(texts)
+
+    monkeypatch.setattr(service, "load", fake_load)
+    texts = [f"review {i}" for i in range(10)]
+    rps, latencies, inproc = service._one_client_beside("http://x", texts, Reference())
+    assert [kind for kind, _ in calls] == ["in process", "http"] * service.BLOCKS
+    assert all(calls[i][1] == calls[i + 1][1] for i in range(0, len(calls), 2))  # same texts, side by side
+    assert sorted(t for kind, block in calls if kind == "http" for t in block) == sorted(texts)
+    assert rps == pytest.approx(100.0) and len(latencies) == len(inproc) == len(texts)
