@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from bench import cli
 from bench.service import load, start_server
 
 EVENT_LOOP = "MainThread"  # uvicorn runs the event loop in the main thread
+_LINE = re.compile(r":\d+\)$")  # "predict (app/api/v1.py:26)" -> "predict (app/api/v1.py)"
 
 
 def inclusive_shares(lines: Iterable[str], thread: str | None = None) -> tuple[int, list[tuple[float, str]]]:
@@ -47,7 +49,7 @@ def inclusive_shares(lines: Iterable[str], thread: str | None = None) -> tuple[i
         if thread is not None and head.split(": ", 1)[-1] != thread:
             continue
         samples += int(count)
-        seen = {frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") else frame for frame in frames}
+        seen = {_LINE.sub(")", frame) for frame in frames}
         for frame in seen:
             totals[frame] += int(count)
     return samples, [(count / samples, frame) for frame, count in totals.most_common()] if samples else []
@@ -70,7 +72,7 @@ def record(bundle: Path, texts: list[str], clients: int, seconds: float, env: di
             started = time.perf_counter()
             while time.perf_counter() - started < seconds:
                 asyncio.run(load(base, texts, clients))
-            if profiler.wait() != 0:
+            if profiler.wait(timeout=seconds + 60) != 0:
                 raise SystemExit("py-spy failed (it needs ptrace permission; see this module's docstring)")
             return out.read_text().splitlines()
     finally:

@@ -144,9 +144,9 @@ class InProcess:
         self.runtime = ModelRuntime(Settings(model_dir=bundle, threads=threads))
         self.runtime.load()
 
-    def milliseconds(self, texts: Sequence[str]) -> list[float]:
-        """Milliseconds of each text's call, after a few untimed calls (caches, thread pool)."""
-        for text in texts[:5]:
+    def milliseconds(self, texts: Sequence[str], warmup: int = 5) -> list[float]:
+        """Milliseconds of each text's call, after ``warmup`` untimed calls (caches, thread pool)."""
+        for text in texts[:warmup]:
             self.runtime.predict([text])
         times = []
         for text in texts:
@@ -158,7 +158,7 @@ class InProcess:
 
 def in_process_ms(bundle: Path, texts: Sequence[str], threads: int) -> list[float]:
     """Milliseconds per text of ``ModelRuntime.predict`` (tokenise + onnxruntime), no HTTP."""
-    return InProcess(bundle, threads).milliseconds(texts)
+    return InProcess(bundle, threads).milliseconds(texts, warmup=20)
 
 
 def _one_client_beside(
@@ -169,7 +169,7 @@ def _one_client_beside(
     latencies: list[float] = []
     inproc: list[float] = []
     seconds = 0.0
-    for block in (texts[i::BLOCKS] for i in range(BLOCKS)):
+    for block in (texts[i::BLOCKS] for i in range(min(BLOCKS, len(texts)))):
         inproc += reference.milliseconds(block)
         rps, block_latencies = asyncio.run(load(base, block, 1))
         latencies += block_latencies
@@ -208,7 +208,7 @@ def measure_server(
 
 def benchmark(bundle: Path, texts: list[str], clients: Sequence[int] = CLIENTS, threads: int = 2) -> dict:
     """All service figures, batching on and off, plus the in-process reference and the ratios."""
-    if clients[0] != 1:
+    if not clients or clients[0] != 1:
         raise ValueError("the first client count must be 1: the in-process reference runs beside it")
     reference = InProcess(bundle, threads)
     results: dict = {"requests": len(texts), "median_chars": statistics.median(map(len, texts))}
