@@ -33,7 +33,7 @@ _LINE = re.compile(r":\d+\)$")  # "predict (app/api/v1.py:26)" -> "predict (app/
 
 
 def inclusive_shares(lines: Iterable[str], thread: str | None = None) -> tuple[int, list[tuple[float, str]]]:
-    """Samples, and (share of samples, function) for every function, most frequent first.
+    """Samples, and (share of samples, function) for every function, most frequent first (ties by name).
 
     ``lines`` are py-spy's raw collapsed stacks, ``thread (TID): NAME;frame;frame... COUNT``;
     with ``thread`` only the stacks of threads of that name count. A frame is named by its
@@ -52,7 +52,9 @@ def inclusive_shares(lines: Iterable[str], thread: str | None = None) -> tuple[i
         seen = {_LINE.sub(")", frame) for frame in frames}
         for frame in seen:
             totals[frame] += int(count)
-    return samples, [(count / samples, frame) for frame, count in totals.most_common()] if samples else []
+    # ties by name: a set orders by string hash, which differs between processes
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return samples, [(count / samples, frame) for frame, count in ranked]
 
 
 def record(bundle: Path, texts: list[str], clients: int, seconds: float, env: dict[str, str]) -> list[str]:

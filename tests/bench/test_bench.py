@@ -178,6 +178,8 @@ def test_profile_shares_are_inclusive_per_function_and_thread() -> None:
     assert samples == 9 and shares[0] == (5 / 9, "main (app/__main__.py)")
     assert "run (onnxruntime/session.py)" in {frame for _, frame in shares}
     assert profile.inclusive_shares(STACKS, "nobody") == (0, [])
+    shares = profile.inclusive_shares(STACKS[:1])[1]  # three functions in every sample: ordered by name
+    assert [frame for _, frame in shares] == sorted(frame for _, frame in shares)
 
 
 def test_one_client_run_alternates_with_the_in_process_reference(monkeypatch) -> None:
