@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cli
-from bench.service import load, start_server
+from bench.service import load, metrics_text, serving
 
 LEVERS: dict[str, dict[str, str]] = {
     "batching off, 2 threads": {"SENTIMENT_BATCHING": "false", "SENTIMENT_THREADS": "2"},
@@ -55,8 +54,8 @@ LEVERS: dict[str, dict[str, str]] = {
 
 def _batch_metrics(base: str) -> dict[str, float]:
     """The server's ``sentiment_batch_size`` histogram: sum and count of coalesced texts."""
-    text = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
-    (family,) = (f for f in text_string_to_metric_families(text) if f.name == "sentiment_batch_size")
+    families = text_string_to_metric_families(metrics_text(base))
+    (family,) = (f for f in families if f.name == "sentiment_batch_size")
     return {sample.name: sample.value for sample in family.samples if not sample.labels}
 
 
@@ -64,8 +63,7 @@ def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
     """One server with ``setting``: p50 and req/s at 1 client, req/s, batch and CPU at 32."""
     env = {k: v for k, v in setting.items() if not k.startswith("--")}
     flags = [item for k, v in setting.items() if k.startswith("--") for item in (k, v)]
-    process, base, _ = start_server(bundle, env, flags)
-    try:
+    with serving(bundle, env, flags) as (process, base, _):
         asyncio.run(load(base, texts[:40], 4))  # warm-up
         single_rps, latencies = asyncio.run(load(base, texts, 1))
         before, server = _batch_metrics(base), psutil.Process(process.pid)
@@ -73,9 +71,6 @@ def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
         many_rps, _ = asyncio.run(load(base, texts, 32))
         cpu = sum(server.cpu_times()[:2]) - cpu_before
         after = _batch_metrics(base)
-    finally:
-        process.terminate()
-        process.wait()
     count = after["sentiment_batch_size_count"] - before["sentiment_batch_size_count"]
     batched = after["sentiment_batch_size_sum"] - before["sentiment_batch_size_sum"]
     return {

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from bench import cli
-from bench.service import PeakRss, start_server
+from bench.service import PeakRss, serving
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 BUILT_IN = [
@@ -40,9 +40,8 @@ def run_load(bundle: Path, texts: list[str], users: int, seconds: int, env: dict
     with tempfile.TemporaryDirectory() as folder:
         texts_file = Path(folder) / "texts.json"
         texts_file.write_text(json.dumps(texts))
-        process, base, _ = start_server(bundle, env)
-        pid = process.pid
-        try:
+        with serving(bundle, env) as (process, base, _):
+            pid = process.pid
             command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base]
             command += ["--users", str(users), "--spawn-rate", str(users), "--run-time", f"{seconds}s"]
             command += ["--csv", f"{folder}/load", "--only-summary", "--loglevel", "WARNING"]
@@ -55,9 +54,6 @@ def run_load(bundle: Path, texts: list[str], users: int, seconds: int, env: dict
                     timeout=seconds + 120,
                 )
             alive = process.poll() is None and psutil.pid_exists(pid)
-        finally:
-            process.terminate()
-            process.wait()
         rows = list(csv.DictReader(Path(f"{folder}/load_stats.csv").read_text().splitlines()))
     total = next(row for row in rows if row["Name"] == "Aggregated")
     return {

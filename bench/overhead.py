@@ -125,15 +125,11 @@ async def _one_client(base: str, texts: list[str]) -> tuple[list[float], list[fl
 def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
     """Mean milliseconds of one client's requests over loopback, split by the server's metrics."""
     inproc = service.in_process_ms(bundle, texts, threads)
-    process, base, _ = service.start_server(bundle, {"SENTIMENT_THREADS": str(threads)})
-    try:
+    with service.serving(bundle, {"SENTIMENT_THREADS": str(threads)}) as (_, base, _):
         asyncio.run(service.load(base, texts[:32], 1))  # warm-up
-        before = metric_sums(httpx.get(f"{base}/metrics").text)
+        before = metric_sums(service.metrics_text(base))
         latencies, health = asyncio.run(_one_client(base, texts))
-        after = metric_sums(httpx.get(f"{base}/metrics").text)
-    finally:
-        process.terminate()
-        process.wait()
+        after = metric_sums(service.metrics_text(base))
     delta = {key: after[key] - before[key] for key in after}
     if delta["count"] != len(texts) or delta["inference_count"] != len(texts):
         raise SystemExit(f"the server counted {delta} for {len(texts)} requests")

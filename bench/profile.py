@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bench import cli
-from bench.service import load, start_server
+from bench.service import load, serving
 
 EVENT_LOOP = "MainThread"  # uvicorn runs the event loop in the main thread
 _LINE = re.compile(r":\d+\)$")  # "predict (app/api/v1.py:26)" -> "predict (app/api/v1.py)"
@@ -60,8 +60,7 @@ def inclusive_shares(lines: Iterable[str], thread: str | None = None) -> tuple[i
 def record(bundle: Path, texts: list[str], clients: int, seconds: float, env: dict[str, str]) -> list[str]:
     """py-spy's raw stacks of a server while ``clients`` clients load it for about ``seconds``."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    process, base, _ = start_server(bundle, env)
-    try:
+    with serving(bundle, env) as (process, base, _):
         asyncio.run(load(base, texts[:64], 4))  # warm-up
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "stacks.txt"
@@ -77,9 +76,6 @@ def record(bundle: Path, texts: list[str], clients: int, seconds: float, env: di
             if profiler.wait(timeout=seconds + 60) != 0:
                 raise SystemExit("py-spy failed (it needs ptrace permission; see this module's docstring)")
             return out.read_text().splitlines()
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def print_profile(figures: dict) -> None:

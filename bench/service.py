@@ -22,6 +22,7 @@ server, as it does on any one-box benchmark: figures are for the pair.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -30,7 +31,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -85,6 +87,24 @@ def start_server(
         time.sleep(0.005)
     process.kill()
     raise SystemExit("the server did not become ready within 60 s")
+
+
+@contextlib.contextmanager
+def serving(
+    bundle: Path, env: dict[str, str] | None = None, flags: Sequence[str] = (), output: IO | None = None
+) -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """:func:`start_server` for the ``with`` block; the server is stopped when it ends."""
+    process, base, ready_s = start_server(bundle, env, flags, output)
+    try:
+        yield process, base, ready_s
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def metrics_text(base: str) -> str:
+    """The server's ``/metrics`` page (Prometheus text)."""
+    return urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
 
 
 async def send_each(
@@ -186,8 +206,7 @@ def measure_server(
 ) -> dict:
     """Start-up, memory, latency and throughput of one server configuration; with ``reference``,
     the one-client run alternates with it (``in_process_ms`` in the result)."""
-    process, base, ready_s = start_server(bundle, env)
-    try:
+    with serving(bundle, env) as (process, base, ready_s):
         rest_mb = psutil.Process(process.pid).memory_info().rss / 2**20
         asyncio.run(load(base, texts[:32], 4))  # warm-up
         result: dict = {}
@@ -201,9 +220,6 @@ def measure_server(
                 p50, p99 = (1000 * float(np.percentile(latencies, q)) for q in (50, 99))
                 rows.append({"clients": count, "requests_per_s": rps, "p50_ms": p50, "p99_ms": p99})
         return {"ready_s": ready_s, "rss_rest_mb": rest_mb, "rss_peak_mb": rss.peak, "load": rows, **result}
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def benchmark(bundle: Path, texts: list[str], clients: Sequence[int] = CLIENTS, threads: int = 2) -> dict:
