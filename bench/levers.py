@@ -4,8 +4,14 @@
 
 Each lever is a set of ``SENTIMENT_*`` settings (or server flags) for ``python -m app``. For
 each it prints the one-client p50 latency and requests/s, the requests/s with 32 clients, and,
-from the server's own Prometheus metrics, the mean coalesced batch and the server's CPU time
-per request, so a change can be kept or dropped on figures from one run.
+from the server's own Prometheus metrics, the mean coalesced batch, and where the 32 clients'
+CPU went: the server's CPU time per request, the part of it spent in onnxruntime calls (their
+wall time; with one thread that is their CPU time), and the load generator's (this process's)
+CPU time per request. So a change can be kept or dropped on figures from one run.
+
+On a machine whose cores both serve and generate the load, the gain over one client is bounded
+by ``cores x mean one-client latency / CPU per request at 32 clients`` (the 32 clients cannot be
+answered faster than the cores can pay for them); ``ceiling_32`` is that bound, from this run.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cli
+from bench.overhead import metric_sums
 from bench.service import load, metrics_text, serving
 
 LEVERS: dict[str, dict[str, str]] = {
@@ -53,10 +60,18 @@ LEVERS: dict[str, dict[str, str]] = {
 
 
 def _batch_metrics(base: str) -> dict[str, float]:
-    """The server's ``sentiment_batch_size`` histogram: sum and count of coalesced texts."""
-    families = text_string_to_metric_families(metrics_text(base))
-    (family,) = (f for f in families if f.name == "sentiment_batch_size")
-    return {sample.name: sample.value for sample in family.samples if not sample.labels}
+    """The server's ``sentiment_batch_size`` sum and count of coalesced texts, and its
+    onnxruntime calls' seconds (``inference_sum``)."""
+    text = metrics_text(base)
+    (family,) = (f for f in text_string_to_metric_families(text) if f.name == "sentiment_batch_size")
+    sizes = {sample.name: sample.value for sample in family.samples if not sample.labels}
+    return {**sizes, "inference_sum": metric_sums(text)["inference_sum"]}
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU seconds of ``process`` (all its threads) so far."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
@@ -66,20 +81,28 @@ def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
     with serving(bundle, env, flags) as (process, base, _):
         asyncio.run(load(base, texts[:40], 4))  # warm-up
         single_rps, latencies = asyncio.run(load(base, texts, 1))
-        before, server = _batch_metrics(base), psutil.Process(process.pid)
-        cpu_before = sum(server.cpu_times()[:2])
+        server, client = psutil.Process(process.pid), psutil.Process()
+        before = _batch_metrics(base)
+        server_before, client_before = _cpu_seconds(server), _cpu_seconds(client)
         many_rps, _ = asyncio.run(load(base, texts, 32))
-        cpu = sum(server.cpu_times()[:2]) - cpu_before
+        server_cpu, client_cpu = _cpu_seconds(server) - server_before, _cpu_seconds(client) - client_before
         after = _batch_metrics(base)
     count = after["sentiment_batch_size_count"] - before["sentiment_batch_size_count"]
     batched = after["sentiment_batch_size_sum"] - before["sentiment_batch_size_sum"]
+    per_request = {
+        "server_cpu_ms_per_request_32": 1000 * server_cpu / len(texts),
+        "inference_ms_per_request_32": 1000 * (after["inference_sum"] - before["inference_sum"]) / len(texts),
+        "client_cpu_ms_per_request_32": 1000 * client_cpu / len(texts),
+    }
+    cpu_ms = per_request["server_cpu_ms_per_request_32"] + per_request["client_cpu_ms_per_request_32"]
     return {
         "p50_ms": 1000 * float(np.percentile(latencies, 50)),
         "single_rps": single_rps,
         "rps_32": many_rps,
         "gain_32": many_rps / single_rps,
         "mean_batch_32": batched / max(count, 1),
-        "server_cpu_ms_per_request_32": 1000 * cpu / len(texts),
+        **per_request,
+        "ceiling_32": psutil.cpu_count() * (1000 / single_rps) / cpu_ms,
     }
 
 
@@ -99,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"{name:<48} 1 client p50 {r['p50_ms']:5.2f} ms, {r['single_rps']:4.0f} req/s | 32 clients "
             f"{r['rps_32']:4.0f} req/s ({r['gain_32']:.2f}x), mean batch {r['mean_batch_32']:.1f}, "
-            f"server CPU {r['server_cpu_ms_per_request_32']:.2f} ms/request"
+            f"CPU ms/request: server {r['server_cpu_ms_per_request_32']:.2f} (onnxruntime calls "
+            f"{r['inference_ms_per_request_32']:.2f} wall), client {r['client_cpu_ms_per_request_32']:.2f}; "
+            f"gain ceiling {r['ceiling_32']:.2f}x"
         )
     print(f"({time.perf_counter() - started:.0f} s)")
     cli.publish(results, lambda _: None, args.json)  # the rows were printed as they came

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from bench import engines, overhead, profile, quantized, report, roofline, service
+from bench import engines, levers, overhead, profile, quantized, report, roofline, service
 from model.config import ModelConfig
 from tests.bundles import CORPUS, make_bundle
 from training.data import Review
@@ -120,6 +120,19 @@ def test_loopback_overhead_splits_by_the_servers_own_metrics(tmp_path) -> None:
     assert figures["outside_app_ms"] > 0 and figures["app_ms"] > 0 and figures["inference_ms"] > 0
     assert 0 < figures["healthz_p50_ms"] < figures["client_p50_ms"]
     assert figures["in_process_mean_ms"] > 0
+
+
+def test_levers_split_the_cpu_of_32_clients_and_bound_the_gain(tmp_path) -> None:
+    import psutil
+
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    r = levers.measure(bundle, TEXTS * 3, {"SENTIMENT_THREADS": "1"})
+    assert r["gain_32"] == pytest.approx(r["rps_32"] / r["single_rps"])
+    assert r["mean_batch_32"] >= 1
+    for part in ("server_cpu", "inference", "client_cpu"):
+        assert r[f"{part}_ms_per_request_32"] > 0, part
+    cpu_ms = r["server_cpu_ms_per_request_32"] + r["client_cpu_ms_per_request_32"]
+    assert r["ceiling_32"] == pytest.approx(psutil.cpu_count() * 1000 / r["single_rps"] / cpu_ms)
 
 
 METRICS = """# HELP http_request_duration_seconds Latency.
