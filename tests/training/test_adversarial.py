@@ -175,10 +175,12 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": True}))
 
 
-# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, and run
-# 10 (the same with --adversarial-epsilon 1.5), shipped before run 12, as their cards record them
+# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, run 10
+# (the same with --adversarial-epsilon 1.5) and run 12 (configs/distill_locked.toml), each
+# shipped before the next, as their cards record them
 RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
 RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
+RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +188,8 @@ RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0
     [
         ("distill.toml", {}, RUN_8_FINGERPRINT),  # made before the field: keeps its fingerprint
         ("distill.toml", {"train.adversarial_epsilon": 1.5}, RUN_10_FINGERPRINT),
-        ("distill_locked.toml", {}, None),  # the shipped bundle, run 12 (README recipe, step 8)
+        ("distill_locked.toml", {}, RUN_12_FINGERPRINT),
+        ("born_again.toml", {}, None),  # the shipped bundle, run 13 (README recipe, step 10)
     ],
 )
 def test_fingerprints_of_the_distillation_recipes(
