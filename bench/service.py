@@ -56,18 +56,23 @@ def free_port() -> int:
 
 
 def start_server(
-    bundle: Path, env: dict[str, str] | None = None, flags: Sequence[str] = (), output: IO | None = None
+    bundle: Path,
+    env: dict[str, str] | None = None,
+    flags: Sequence[str] = (),
+    output: IO | None = None,
+    module: str = "app",
 ) -> tuple[subprocess.Popen, str, float]:
     """A server process, its base URL, and seconds from launch until ``/readyz`` answered 200.
 
-    The server logs at ``--log-level info`` into ``output`` when given, else at ``warning`` to ours.
+    ``python -m {module}`` takes ``python -m app``'s flags. The server logs at ``--log-level
+    info`` into ``output`` when given, else at ``warning`` to ours.
     """
     port = free_port()
     environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(bundle), **(env or {})}
     started = time.perf_counter()
     level = "info" if output else "warning"
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--port", str(port), "--log-level", level, *flags],
+        [sys.executable, "-m", module, "--port", str(port), "--log-level", level, *flags],
         env=environment,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,
@@ -91,10 +96,14 @@ def start_server(
 
 @contextlib.contextmanager
 def serving(
-    bundle: Path, env: dict[str, str] | None = None, flags: Sequence[str] = (), output: IO | None = None
+    bundle: Path,
+    env: dict[str, str] | None = None,
+    flags: Sequence[str] = (),
+    output: IO | None = None,
+    module: str = "app",
 ) -> Iterator[tuple[subprocess.Popen, str, float]]:
     """:func:`start_server` for the ``with`` block; the server is stopped when it ends."""
-    process, base, ready_s = start_server(bundle, env, flags, output)
+    process, base, ready_s = start_server(bundle, env, flags, output, module)
     try:
         yield process, base, ready_s
     finally:

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from bench import engines, levers, overhead, profile, quantized, report, roofline, service
+from bench import engines, levers, overhead, profile, quantized, report, roofline, service, stages
 from model.config import ModelConfig
 from tests.bundles import CORPUS, make_bundle
 from training.data import Review
@@ -133,6 +133,20 @@ def test_levers_split_the_cpu_of_32_clients_and_bound_the_gain(tmp_path) -> None
         assert r[f"{part}_ms_per_request_32"] > 0, part
     cpu_ms = r["server_cpu_ms_per_request_32"] + r["client_cpu_ms_per_request_32"]
     assert r["ceiling_32"] == pytest.approx(psutil.cpu_count() * 1000 / r["single_rps"] / cpu_ms)
+
+
+def test_stages_tile_each_request_in_order(tmp_path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    figures = stages.measure(bundle, TEXTS * 2, threads=1, warmup=4)
+    assert figures["requests"] == 2 * len(TEXTS)
+    assert figures["stages"][0]["from"] == "send" and figures["stages"][-1]["to"] == "recv"
+    # every request passed every stamp, in this order: no span is negative
+    assert all(row["min_ms"] >= 0 for row in figures["stages"]), figures["stages"]
+    assert figures["stages"][5]["what"] == "onnxruntime" and figures["stages"][5]["p50_ms"] > 0
+    # the stages follow each other, so their means add up to the whole request's
+    total = sum(row["mean_ms"] for row in figures["stages"])
+    assert total == pytest.approx(figures["request"]["mean_ms"], rel=1e-9)
+    assert figures["in_process"]["p50_ms"] > 0
 
 
 METRICS = """# HELP http_request_duration_seconds Latency.

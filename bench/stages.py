@@ -1,0 +1,214 @@
+"""Where one client's ``/v1/predict`` time goes, stage by stage, over loopback.
+
+    python -m bench.stages --data ../shared/data/aclImdb_v1.tar.gz --bundle models/default
+
+It serves the real app (``python -m app``'s server, batching on) with timestamps taken at each
+hand-over of a request: the ASGI entry, the route's call into the service, tokenisation, the
+batcher's worker, the inference thread, onnxruntime, the way back and the response. One client
+(aiohttp, as in ``bench.service``) sends real test reviews one at a time and stamps each send
+and each answer. ``time.perf_counter`` is ``CLOCK_MONOTONIC`` on Linux, one clock for both
+processes, so a request's stamps line up across them. The same texts go through an in-process
+``ModelRuntime.predict`` in blocks alternating with the HTTP ones, the reference of
+``bench.service``'s HTTP ratio. Each stage's median and mean over the requests are printed.
+
+The stamps wrap methods of the app's classes (``SentimentService``, ``DynamicBatcher``,
+``LoadedModel``); a test runs this module, so a change there that breaks a stamp fails it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+
+from bench import cli
+from bench.service import InProcess, serving
+
+# (from, to, what happens in between), in a request's order
+STAGES = (
+    ("send", "asgi_in", "client sends; loopback; uvicorn parses"),
+    ("asgi_in", "predict_in", "middleware, routing, body parsing and validation, dependencies"),
+    ("predict_in", "encoded", "tokenise"),
+    ("encoded", "answer_in", "queue to the batcher's worker"),
+    ("answer_in", "infer_in", "hop to the inference thread"),
+    ("infer_in", "infer_out", "onnxruntime"),
+    ("infer_out", "answered", "hop back to the event loop"),
+    ("answered", "submitted", "result back to the request"),
+    ("submitted", "predict_out", "prediction to a dict"),
+    ("predict_out", "body_send", "response validation, JSON, middleware"),
+    ("body_send", "body_sent", "uvicorn writes the response"),
+    ("body_sent", "recv", "loopback; client reads"),
+)
+STAMPS_PATH = "/__stamps"
+BLOCKS = 4
+
+
+def _install_stamps() -> dict[str, list[float]]:
+    """Wrap the app's hand-over points so each appends its ``perf_counter`` to a list."""
+    import app.__main__ as entry
+    from app.batcher import DynamicBatcher
+    from app.runtime import LoadedModel
+    from app.service import SentimentService
+
+    stamps: dict[str, list[float]] = {}
+
+    def stamp(name: str) -> None:
+        if name == "asgi_in" or "asgi_in" in stamps:  # not the start-up warm-up's inference
+            stamps.setdefault(name, []).append(time.perf_counter())
+
+    def around(cls, name: str, before: str | None, after: str) -> None:
+        original = getattr(cls, name)
+        if asyncio.iscoroutinefunction(original):
+
+            async def wrapped(*args, **kwargs):
+                if before:
+                    stamp(before)
+                result = await original(*args, **kwargs)
+                stamp(after)
+                return result
+        else:
+
+            def wrapped(*args, **kwargs):
+                if before:
+                    stamp(before)
+                result = original(*args, **kwargs)
+                stamp(after)
+                return result
+
+        setattr(cls, name, wrapped)
+
+    around(SentimentService, "predict", "predict_in", "predict_out")
+    around(SentimentService, "_encode", None, "encoded")
+    around(DynamicBatcher, "_answer", "answer_in", "answered")
+    around(DynamicBatcher, "submit", None, "submitted")
+    around(LoadedModel, "infer", "infer_in", "infer_out")
+
+    create_app = entry.create_app
+
+    def stamped_app(settings, runtime):
+        inner = create_app(settings, runtime)
+
+        async def outer(scope, receive, send):
+            if scope["type"] == "http" and scope["path"] == STAMPS_PATH:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": json.dumps(stamps).encode()})
+                return
+            if scope["type"] != "http" or scope["path"] != "/v1/predict":
+                await inner(scope, receive, send)
+                return
+            stamp("asgi_in")
+
+            async def stamped_send(message):
+                last = message["type"] == "http.response.body" and not message.get("more_body")
+                if last:
+                    stamp("body_send")
+                await send(message)
+                if last:
+                    stamp("body_sent")
+
+            await inner(scope, receive, stamped_send)
+
+        outer.state = inner.state  # python -m app reads app.state.service
+        return outer
+
+    entry.create_app = stamped_app
+    return stamps
+
+
+async def _send_each(base: str, texts: Sequence[str]) -> tuple[list[float], list[float]]:
+    sends, answers = [], []
+    async with aiohttp.ClientSession() as session:
+        for text in texts:
+            sends.append(time.perf_counter())
+            async with session.post(f"{base}/v1/predict", json={"text": text}) as response:
+                await response.read()
+                if response.status != 200:
+                    raise SystemExit(f"/v1/predict answered {response.status}")
+            answers.append(time.perf_counter())
+    return sends, answers
+
+
+def measure(bundle: Path, texts: list[str], threads: int = 2, warmup: int = 20) -> dict:
+    """Per stage, the median and mean milliseconds of one client's requests for ``texts``; the
+    whole request's; and the in-process ``ModelRuntime.predict`` of the same texts."""
+    reference = InProcess(bundle, threads)
+    env = {"SENTIMENT_THREADS": str(threads), "SENTIMENT_BATCHING": "true"}
+    sends: list[float] = []
+    answers: list[float] = []
+    in_process: list[float] = []
+    with serving(bundle, env, flags=["--serve"], module="bench.stages") as (_, base, _):
+        asyncio.run(_send_each(base, texts[:warmup]))
+        for block in (texts[i::BLOCKS] for i in range(BLOCKS)):
+            in_process += reference.milliseconds(block)
+            block_sends, block_answers = asyncio.run(_send_each(base, block))
+            sends += block_sends
+            answers += block_answers
+        stamps = json.loads(urllib.request.urlopen(base + STAMPS_PATH, timeout=10).read())
+    stamps = {name: times[warmup:] for name, times in stamps.items()}
+    stamps["send"], stamps["recv"] = sends, answers
+    counts = {name: len(times) for name, times in stamps.items()}
+    if set(counts.values()) != {len(texts)}:
+        raise RuntimeError(f"stamps do not line up with the {len(texts)} requests: {counts}")
+
+    def summary(start: str, end: str) -> dict[str, float]:
+        spans = [1000 * (b - a) for a, b in zip(stamps[start], stamps[end], strict=True)]
+        return {
+            "p50_ms": statistics.median(spans),
+            "mean_ms": statistics.fmean(spans),
+            "min_ms": min(spans),
+        }
+
+    return {
+        "requests": len(texts),
+        "threads": threads,
+        "stages": [{"from": a, "to": b, "what": what, **summary(a, b)} for a, b, what in STAGES],
+        "request": summary("send", "recv"),
+        "in_process": {"p50_ms": statistics.median(in_process), "mean_ms": statistics.fmean(in_process)},
+    }
+
+
+def print_stages(figures: dict) -> None:
+    """Human-readable lines."""
+    print(f"one client, {figures['requests']} requests, {figures['threads']} onnxruntime threads")
+    for row in figures["stages"]:
+        print(f"  {row['what']:<64} p50 {row['p50_ms']:6.3f} ms  mean {row['mean_ms']:6.3f} ms")
+    request, in_process = figures["request"], figures["in_process"]
+    print(f"  {'whole request':<64} p50 {request['p50_ms']:6.3f} ms  mean {request['mean_ms']:6.3f} ms")
+    print(
+        f"  {'in process (tokenise + onnxruntime), alternated':<64} p50 {in_process['p50_ms']:6.3f} ms"
+        f"  mean {in_process['mean_ms']:6.3f} ms"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: measure (default), or ``--serve`` (the stamped server; ``python -m app``'s flags)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--serve" in argv:
+        import app.__main__ as entry
+
+        argv.remove("--serve")
+        _install_stamps()
+        entry.main(argv)
+        return
+    from training.data import load_imdb
+
+    parser = cli.parser("One client's /v1/predict time, stage by stage, over loopback.")
+    parser.add_argument("--requests", type=int, default=400, help="timed requests")
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads (server and reference)")
+    args = parser.parse_args(argv)
+    reviews = load_imdb(args.data).test
+    texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
+    figures = measure(args.bundle, texts, args.threads)
+    cli.publish(figures, print_stages, args.json)
+
+
+if __name__ == "__main__":
+    main()
