@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +18,15 @@ def parser(description: str) -> argparse.ArgumentParser:
     return made
 
 
+def commit() -> str:
+    """The checked-out commit (short hash), or "" outside a git checkout."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def publish(figures: dict, printer: Callable[[dict], None], path: Path | None) -> None:
-    """Print ``figures`` with ``printer``, and write them as JSON to ``path`` when given."""
+    """Print ``figures`` with ``printer``, and write them as JSON to ``path`` when given, with
+    the commit that made them."""
     printer(figures)
     if path:
-        path.write_text(json.dumps(figures, indent=2))
+        path.write_text(json.dumps({"commit": commit(), **figures}, indent=2))

@@ -5,18 +5,22 @@
 Each lever is a set of ``SENTIMENT_*`` settings (or server flags) for ``python -m app``. For
 each it prints the one-client p50 latency and requests/s, the requests/s with 32 clients, and,
 from the server's own Prometheus metrics, the mean coalesced batch, and where the 32 clients'
-CPU went: the server's CPU time per request, the part of it spent in onnxruntime calls (their
-wall time; with one thread that is their CPU time), and the load generator's (this process's)
-CPU time per request. So a change can be kept or dropped on figures from one run.
+CPU went: the server's CPU time per request, the wall time of its onnxruntime calls per request,
+and the load generator's (this process's) CPU time per request. So a change can be kept or
+dropped on figures from one run. (Under contention a call's wall time exceeds its CPU time, so
+the onnxruntime figure is an upper bound on its CPU time with one thread, and a sum over
+concurrent calls with several workers.)
 
 On a machine whose cores both serve and generate the load, the gain over one client is bounded
 by ``cores x mean one-client latency / CPU per request at 32 clients`` (the 32 clients cannot be
-answered faster than the cores can pay for them); ``ceiling_32`` is that bound, from this run.
+answered faster than the cores this process may use can pay for them); ``ceiling_32`` is that
+bound, from this run. When the cores are saturated the gain equals it, by definition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -110,7 +114,7 @@ def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
         "gain_32": many_rps / single_rps,
         "mean_batch_32": batched / max(count, 1),
         **per_request,
-        "ceiling_32": psutil.cpu_count() * (1000 / single_rps) / cpu_ms,
+        "ceiling_32": len(os.sched_getaffinity(0)) * (1000 / single_rps) / cpu_ms,
     }
 
 

@@ -18,14 +18,16 @@ The stamps wrap methods of the app's classes (``SentimentService``, ``DynamicBat
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import random
 import statistics
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -44,10 +46,12 @@ STAGES = (
     ("answered", "submitted", "result back to the request"),
     ("submitted", "predict_out", "prediction to a dict"),
     ("predict_out", "body_send", "response validation, JSON, middleware"),
-    ("body_send", "body_sent", "uvicorn writes the response"),
-    ("body_sent", "recv", "loopback; client reads"),
+    # one stage: the client may read the answer before uvicorn's send() has returned
+    ("body_send", "recv", "uvicorn writes; loopback; client reads"),
 )
 STAMPS_PATH = "/__stamps"
+Message = dict[str, Any]  # an ASGI message
+Send = Callable[[Message], Awaitable[None]]
 BLOCKS = 4
 
 
@@ -64,11 +68,12 @@ def _install_stamps() -> dict[str, list[float]]:
         if name == "asgi_in" or "asgi_in" in stamps:  # not the start-up warm-up's inference
             stamps.setdefault(name, []).append(time.perf_counter())
 
-    def around(cls, name: str, before: str | None, after: str) -> None:
+    def around(cls: type, name: str, before: str | None, after: str) -> None:
+        """Stamp ``before`` (if any) on entering ``cls.name`` and ``after`` on its return."""
         original = getattr(cls, name)
-        if asyncio.iscoroutinefunction(original):
+        if inspect.iscoroutinefunction(original):
 
-            async def wrapped(*args, **kwargs):
+            async def wrapped(*args: Any, **kwargs: Any) -> Any:
                 if before:
                     stamp(before)
                 result = await original(*args, **kwargs)
@@ -76,7 +81,7 @@ def _install_stamps() -> dict[str, list[float]]:
                 return result
         else:
 
-            def wrapped(*args, **kwargs):
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
                 if before:
                     stamp(before)
                 result = original(*args, **kwargs)
@@ -93,10 +98,11 @@ def _install_stamps() -> dict[str, list[float]]:
 
     create_app = entry.create_app
 
-    def stamped_app(settings, runtime):
+    def stamped_app(settings: Any, runtime: Any) -> Callable[..., Awaitable[None]]:
+        """The real app inside an ASGI wrapper that stamps ``/v1/predict`` and serves the stamps."""
         inner = create_app(settings, runtime)
 
-        async def outer(scope, receive, send):
+        async def outer(scope: Message, receive: Callable[[], Awaitable[Message]], send: Send) -> None:
             if scope["type"] == "http" and scope["path"] == STAMPS_PATH:
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 await send({"type": "http.response.body", "body": json.dumps(stamps).encode()})
@@ -106,13 +112,10 @@ def _install_stamps() -> dict[str, list[float]]:
                 return
             stamp("asgi_in")
 
-            async def stamped_send(message):
-                last = message["type"] == "http.response.body" and not message.get("more_body")
-                if last:
+            async def stamped_send(message: Message) -> None:
+                if message["type"] == "http.response.body" and not message.get("more_body"):
                     stamp("body_send")
                 await send(message)
-                if last:
-                    stamp("body_sent")
 
             await inner(scope, receive, stamped_send)
 
@@ -139,6 +142,8 @@ async def _send_each(base: str, texts: Sequence[str]) -> tuple[list[float], list
 def measure(bundle: Path, texts: list[str], threads: int = 2, warmup: int = 20) -> dict:
     """Per stage, the median and mean milliseconds of one client's requests for ``texts``; the
     whole request's; and the in-process ``ModelRuntime.predict`` of the same texts."""
+    if len(texts) < BLOCKS or warmup > len(texts):
+        raise ValueError(f"need at least {BLOCKS} texts and no more warm-up requests than texts")
     reference = InProcess(bundle, threads)
     env = {"SENTIMENT_THREADS": str(threads), "SENTIMENT_BATCHING": "true"}
     sends: list[float] = []
@@ -167,6 +172,7 @@ def measure(bundle: Path, texts: list[str], threads: int = 2, warmup: int = 20) 
         }
 
     return {
+        "bundle": str(bundle),
         "requests": len(texts),
         "threads": threads,
         "stages": [{"from": a, "to": b, "what": what, **summary(a, b)} for a, b, what in STAGES],
@@ -176,7 +182,7 @@ def measure(bundle: Path, texts: list[str], threads: int = 2, warmup: int = 20) 
 
 
 def print_stages(figures: dict) -> None:
-    """Human-readable lines."""
+    """One line per stage (p50 and mean ms), then the whole request and the in-process call."""
     print(f"one client, {figures['requests']} requests, {figures['threads']} onnxruntime threads")
     for row in figures["stages"]:
         print(f"  {row['what']:<64} p50 {row['p50_ms']:6.3f} ms  mean {row['mean_ms']:6.3f} ms")

@@ -123,7 +123,7 @@ def test_loopback_overhead_splits_by_the_servers_own_metrics(tmp_path) -> None:
 
 
 def test_levers_split_the_cpu_of_32_clients_and_bound_the_gain(tmp_path) -> None:
-    import psutil
+    import os
 
     bundle, _, _ = make_bundle(tmp_path / "b")
     r = levers.measure(bundle, TEXTS * 3, {"SENTIMENT_THREADS": "1"})
@@ -132,7 +132,8 @@ def test_levers_split_the_cpu_of_32_clients_and_bound_the_gain(tmp_path) -> None
     for part in ("server_cpu", "inference", "client_cpu"):
         assert r[f"{part}_ms_per_request_32"] > 0, part
     cpu_ms = r["server_cpu_ms_per_request_32"] + r["client_cpu_ms_per_request_32"]
-    assert r["ceiling_32"] == pytest.approx(psutil.cpu_count() * 1000 / r["single_rps"] / cpu_ms)
+    cores = len(os.sched_getaffinity(0))
+    assert r["ceiling_32"] == pytest.approx(cores * 1000 / r["single_rps"] / cpu_ms)
 
 
 def test_stages_tile_each_request_in_order(tmp_path) -> None:
@@ -143,10 +144,9 @@ def test_stages_tile_each_request_in_order(tmp_path) -> None:
     # every request passed every stamp, in this order: no span is negative
     assert all(row["min_ms"] >= 0 for row in figures["stages"]), figures["stages"]
     assert figures["stages"][5]["what"] == "onnxruntime" and figures["stages"][5]["p50_ms"] > 0
-    # the stages follow each other, so their means add up to the whole request's
-    total = sum(row["mean_ms"] for row in figures["stages"])
-    assert total == pytest.approx(figures["request"]["mean_ms"], rel=1e-9)
     assert figures["in_process"]["p50_ms"] > 0
+    with pytest.raises(ValueError, match="warm-up"):
+        stages.measure(bundle, TEXTS[:3], threads=1, warmup=4)
 
 
 METRICS = """# HELP http_request_duration_seconds Latency.
