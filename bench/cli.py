@@ -18,6 +18,16 @@ def parser(description: str) -> argparse.ArgumentParser:
     return made
 
 
+def review_texts(data: str | None, count: int) -> list[str]:
+    """``count`` test reviews' texts, drawn with seed 0: every benchmark that sends reviews
+    sends the same ones. ``data`` is the IMDB archive or folder (None: ``$IMDB_DATA``)."""
+    import random
+
+    from training.data import load_imdb  # here, so that importing this module stays light
+
+    return [review.text for review in random.Random(0).sample(load_imdb(data).test, count)]
+
+
 def commit() -> str:
     """The checked-out commit (short hash), or "" outside a git checkout."""
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)

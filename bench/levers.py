@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,13 +119,11 @@ def measure(bundle: Path, texts: list[str], setting: dict[str, str]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
-    from training.data import load_imdb
-
     parser = cli.parser("Serving settings side by side.")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
     parser.add_argument("--only", nargs="+", choices=list(LEVERS), default=list(LEVERS), help="levers to run")
     args = parser.parse_args(argv)
-    texts = [r.text for r in random.Random(0).sample(load_imdb(args.data).test, args.requests)]
+    texts = cli.review_texts(args.data, args.requests)
     results = {}
     started = time.perf_counter()
     for name in args.only:

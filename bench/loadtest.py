@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -91,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     texts = BUILT_IN
     data = args.data or os.environ.get("IMDB_DATA")
     if data and Path(data).exists():
-        from training.data import load_imdb
-
-        texts = [r.text for r in random.Random(0).sample(load_imdb(data).test, 2000)]
+        texts = cli.review_texts(data, 2000)
     figures = run_load(args.bundle, texts, args.users, args.seconds)
     cli.publish(figures, print_load, args.json)
     if figures["failures"] or not figures["server_alive_same_pid"]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import statistics
 import time
 from collections.abc import Sequence
@@ -110,16 +109,16 @@ def metric_sums(text: str) -> dict[str, float]:
 
 async def _one_client(base: str, texts: list[str]) -> tuple[list[float], list[float]]:
     """Latencies of ``/v1/predict`` for each text in turn, then of as many bare ``GET /healthz``."""
-    latencies: list[float] = []
+    spans: list[tuple[float, float]] = []
     health: list[float] = []
     async with aiohttp.ClientSession() as session:
-        await service.send_each(session, base, texts, latencies)
+        await service.send_each(session, base, texts, spans)
         for _ in texts:
             started = time.perf_counter()
             async with session.get(f"{base}/healthz") as response:
                 await response.read()
             health.append(time.perf_counter() - started)
-    return latencies, health
+    return service.seconds_of(spans), health
 
 
 def over_loopback(bundle: Path, texts: list[str], threads: int = 2) -> dict:
@@ -177,10 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     figures = asyncio.run(_measure(Settings(model_dir=args.bundle), args.requests))
     data = args.data or os.environ.get("IMDB_DATA")
     if data:
-        from training.data import load_imdb
-
-        reviews = load_imdb(data).test
-        texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
+        texts = cli.review_texts(data, args.requests)
         figures["loopback"] = over_loopback(args.bundle, texts)
     cli.publish(figures, print_overhead, args.json)
 

@@ -14,7 +14,6 @@ process's memory (ptrace); as root, or with ``kernel.yama.ptrace_scope`` at 0, i
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import shutil
 import subprocess
@@ -89,15 +88,13 @@ def print_profile(figures: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
-    from training.data import load_imdb
-
     parser = cli.parser("py-spy profile of the server under load, summed by function.")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--seconds", type=float, default=20, help="seconds of load to record")
     parser.add_argument("--requests", type=int, default=600, help="real test reviews to send in turn")
     parser.add_argument("--top", type=int, default=40, help="functions to print per part")
     args = parser.parse_args(argv)
-    texts = [r.text for r in random.Random(0).sample(load_imdb(args.data).test, args.requests)]
+    texts = cli.review_texts(args.data, args.requests)
     lines = record(args.bundle, texts, args.clients, args.seconds, {})
     figures: dict = {"clients": args.clients, "top": args.top}
     for name, thread in (("event_loop", EVENT_LOOP), ("all_threads", None)):

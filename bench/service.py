@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 import statistics
 import subprocess
@@ -117,21 +116,27 @@ def metrics_text(base: str) -> str:
 
 
 async def send_each(
-    session: aiohttp.ClientSession, base: str, texts: list[str], latencies: list[float]
+    session: aiohttp.ClientSession, base: str, texts: Sequence[str], spans: list[tuple[float, float]]
 ) -> None:
-    """POST each text to ``/v1/predict`` in turn, appending each request's seconds to ``latencies``."""
+    """POST each text to ``/v1/predict`` in turn, appending each request's (sent, answered)
+    ``perf_counter`` times to ``spans``."""
     for text in texts:
         started = time.perf_counter()
         async with session.post(f"{base}/v1/predict", json={"text": text}) as response:
             await response.read()
             if response.status != 200:
                 raise SystemExit(f"/v1/predict answered {response.status}")
-        latencies.append(time.perf_counter() - started)
+        spans.append((started, time.perf_counter()))
+
+
+def seconds_of(spans: list[tuple[float, float]]) -> list[float]:
+    """Each (start, end) span's seconds."""
+    return [end - start for start, end in spans]
 
 
 async def load(base: str, texts: list[str], clients: int) -> tuple[float, list[float]]:
     """Requests per second and latencies with ``clients`` concurrent clients sharing ``texts``."""
-    latencies: list[float] = []
+    spans: list[tuple[float, float]] = []
     shares = [texts[i::clients] for i in range(clients)]
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(
@@ -139,8 +144,8 @@ async def load(base: str, texts: list[str], clients: int) -> tuple[float, list[f
     ) as session:
         await asyncio.gather(*(send_each(session, base, share[:2], []) for share in shares))  # connect, warm
         started = time.perf_counter()
-        await asyncio.gather(*(send_each(session, base, share, latencies) for share in shares))
-        return len(texts) / (time.perf_counter() - started), latencies
+        await asyncio.gather(*(send_each(session, base, share, spans) for share in shares))
+        return len(texts) / (time.perf_counter() - started), seconds_of(spans)
 
 
 class PeakRss:
@@ -278,13 +283,10 @@ def print_service(results: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
-    from training.data import load_imdb
-
     parser = cli.parser("Latency, throughput, memory and start-up of the HTTP service.")
     parser.add_argument("--requests", type=int, default=600, help="requests per measurement")
     args = parser.parse_args(argv)
-    reviews = load_imdb(args.data).test
-    texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
+    texts = cli.review_texts(args.data, args.requests)
     results = benchmark(args.bundle, texts)
     cli.publish(results, print_service, args.json)
 

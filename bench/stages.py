@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import random
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from bench import cli
-from bench.service import InProcess, serving
+from bench.service import InProcess, send_each, serving
 
 # (from, to, what happens in between), in a request's order
 STAGES = (
@@ -126,17 +125,9 @@ def _install_stamps() -> dict[str, list[float]]:
     return stamps
 
 
-async def _send_each(base: str, texts: Sequence[str]) -> tuple[list[float], list[float]]:
-    sends, answers = [], []
+async def _one_client(base: str, texts: Sequence[str], spans: list[tuple[float, float]]) -> None:
     async with aiohttp.ClientSession() as session:
-        for text in texts:
-            sends.append(time.perf_counter())
-            async with session.post(f"{base}/v1/predict", json={"text": text}) as response:
-                await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"/v1/predict answered {response.status}")
-            answers.append(time.perf_counter())
-    return sends, answers
+        await send_each(session, base, texts, spans)
 
 
 def measure(bundle: Path, texts: list[str], threads: int = 2, warmup: int = 20) -> dict:
@@ -146,19 +137,16 @@ def measure(bundle: Path, texts: list[str], threads: int = 2, warmup: int = 20) 
         raise ValueError(f"need at least {BLOCKS} texts and no more warm-up requests than texts")
     reference = InProcess(bundle, threads)
     env = {"SENTIMENT_THREADS": str(threads), "SENTIMENT_BATCHING": "true"}
-    sends: list[float] = []
-    answers: list[float] = []
+    spans: list[tuple[float, float]] = []
     in_process: list[float] = []
     with serving(bundle, env, flags=["--serve"], module="bench.stages") as (_, base, _):
-        asyncio.run(_send_each(base, texts[:warmup]))
+        asyncio.run(_one_client(base, texts[:warmup], []))
         for block in (texts[i::BLOCKS] for i in range(BLOCKS)):
             in_process += reference.milliseconds(block)
-            block_sends, block_answers = asyncio.run(_send_each(base, block))
-            sends += block_sends
-            answers += block_answers
+            asyncio.run(_one_client(base, block, spans))
         stamps = json.loads(urllib.request.urlopen(base + STAMPS_PATH, timeout=10).read())
     stamps = {name: times[warmup:] for name, times in stamps.items()}
-    stamps["send"], stamps["recv"] = sends, answers
+    stamps["send"], stamps["recv"] = (list(times) for times in zip(*spans, strict=True))
     counts = {name: len(times) for name, times in stamps.items()}
     if set(counts.values()) != {len(texts)}:
         raise RuntimeError(f"stamps do not line up with the {len(texts)} requests: {counts}")
@@ -204,14 +192,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         _install_stamps()
         entry.main(argv)
         return
-    from training.data import load_imdb
-
     parser = cli.parser("One client's /v1/predict time, stage by stage, over loopback.")
     parser.add_argument("--requests", type=int, default=400, help="timed requests")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime threads (server and reference)")
     args = parser.parse_args(argv)
-    reviews = load_imdb(args.data).test
-    texts = [review.text for review in random.Random(0).sample(reviews, args.requests)]
+    texts = cli.review_texts(args.data, args.requests)
     figures = measure(args.bundle, texts, args.threads)
     cli.publish(figures, print_stages, args.json)
 
