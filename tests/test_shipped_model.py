@@ -32,8 +32,8 @@ def test_bundle_is_complete_and_small() -> None:
     assert card["model_config"]["cell"] == "lstm"
     assert card["metrics"]["test"]["examples"] == 25000
     # the pipeline issue's target is 0.910; the shipped model, chosen on validation accuracy,
-    # measures 0.9224 (README, "The shipped model"): this floor guards what was reached
-    assert card["metrics"]["test"]["accuracy"] >= 0.922
+    # measures 0.9234 (README, "The shipped model"): this floor guards what was reached
+    assert card["metrics"]["test"]["accuracy"] >= 0.923
     assert card["parity"]["torch_vs_onnx"] <= 1e-5 and card["parity"]["alone_vs_batched"] <= 1e-5
 
 
@@ -42,7 +42,7 @@ def test_full_test_set_accuracy_through_onnx(imdb_archive) -> None:
     """Re-scores all 25k test reviews through onnxruntime: the card's figure is reproduced."""
     result = evaluate_bundle(BUNDLE, str(imdb_archive))
     assert result["examples"] == 25000
-    assert result["accuracy"] >= 0.922
+    assert result["accuracy"] >= 0.923
     assert result["accuracy"] == pytest.approx(load_card(BUNDLE)["metrics"]["test"]["accuracy"], abs=1e-9)
 
 

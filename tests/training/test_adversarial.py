@@ -181,6 +181,7 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
 RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
 RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
 RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
+RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe7ad970"
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,8 @@ RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba9
         ("distill.toml", {}, RUN_8_FINGERPRINT),  # made before the field: keeps its fingerprint
         ("distill.toml", {"train.adversarial_epsilon": 1.5}, RUN_10_FINGERPRINT),
         ("distill_locked.toml", {}, RUN_12_FINGERPRINT),
-        ("born_again.toml", {}, None),  # the shipped bundle, run 13 (README recipe, step 10)
+        ("born_again.toml", {}, RUN_13_FINGERPRINT),
+        ("round3.toml", {}, None),  # the shipped bundle, run 14 (README recipe, step 12)
     ],
 )
 def test_fingerprints_of_the_distillation_recipes(
