@@ -29,9 +29,13 @@ def review_texts(data: str | None, count: int) -> list[str]:
 
 
 def commit() -> str:
-    """The checked-out commit (short hash), or "" outside a git checkout."""
+    """The checked-out commit (short hash), with "+changes" when tracked files differ from it
+    (the figures then come from uncommitted code), or "" outside a git checkout."""
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return done.stdout.strip()
+    head = done.stdout.strip()
+    if head and subprocess.run(["git", "diff", "--quiet", "HEAD"], capture_output=True).returncode == 1:
+        head += "+changes"
+    return head
 
 
 def publish(figures: dict, printer: Callable[[dict], None], path: Path | None) -> None:

@@ -4,7 +4,7 @@
 
 It serves the real app (``python -m app``'s server, batching on) with timestamps taken at each
 hand-over of a request: the ASGI entry, the route's call into the service, tokenisation, the
-batcher's worker, the inference thread, onnxruntime, the way back and the response. One client
+batcher's worker thread, onnxruntime, the way back and the response. One client
 (aiohttp, as in ``bench.service``) sends real test reviews one at a time and stamps each send
 and each answer. ``time.perf_counter`` is ``CLOCK_MONOTONIC`` on Linux, one clock for both
 processes, so a request's stamps line up across them. The same texts go through an in-process
@@ -38,11 +38,11 @@ STAGES = (
     ("send", "asgi_in", "client sends; loopback; uvicorn parses"),
     ("asgi_in", "predict_in", "middleware, routing, body parsing and validation, dependencies"),
     ("predict_in", "encoded", "tokenise"),
-    ("encoded", "answer_in", "queue to the batcher's worker"),
-    ("answer_in", "infer_in", "hop to the inference thread"),
+    ("encoded", "answer_in", "queue to the batcher's worker thread; collect and group"),
+    ("answer_in", "infer_in", "into the inference call"),
     ("infer_in", "infer_out", "onnxruntime"),
-    ("infer_out", "answered", "hop back to the event loop"),
-    ("answered", "submitted", "result back to the request"),
+    ("infer_out", "resolved", "hop back to the event loop"),
+    ("resolved", "submitted", "result back to the request"),
     ("submitted", "predict_out", "prediction to a dict"),
     ("predict_out", "body_send", "response validation, JSON, middleware"),
     # one stage: the client may read the answer before uvicorn's send() has returned
@@ -67,8 +67,8 @@ def _install_stamps() -> dict[str, list[float]]:
         if name == "asgi_in" or "asgi_in" in stamps:  # not the start-up warm-up's inference
             stamps.setdefault(name, []).append(time.perf_counter())
 
-    def around(cls: type, name: str, before: str | None, after: str) -> None:
-        """Stamp ``before`` (if any) on entering ``cls.name`` and ``after`` on its return."""
+    def around(cls: type, name: str, before: str | None, after: str | None) -> None:
+        """Stamp ``before`` on entering ``cls.name`` and ``after`` on its return (each if given)."""
         original = getattr(cls, name)
         if inspect.iscoroutinefunction(original):
 
@@ -76,7 +76,8 @@ def _install_stamps() -> dict[str, list[float]]:
                 if before:
                     stamp(before)
                 result = await original(*args, **kwargs)
-                stamp(after)
+                if after:
+                    stamp(after)
                 return result
         else:
 
@@ -84,14 +85,16 @@ def _install_stamps() -> dict[str, list[float]]:
                 if before:
                     stamp(before)
                 result = original(*args, **kwargs)
-                stamp(after)
+                if after:
+                    stamp(after)
                 return result
 
         setattr(cls, name, wrapped)
 
     around(SentimentService, "predict", "predict_in", "predict_out")
     around(SentimentService, "_encode", None, "encoded")
-    around(DynamicBatcher, "_answer", "answer_in", "answered")
+    around(DynamicBatcher, "_answer", "answer_in", None)
+    around(DynamicBatcher, "_resolve", None, "resolved")
     around(DynamicBatcher, "submit", None, "submitted")
     around(LoadedModel, "infer", "infer_in", "infer_out")
 

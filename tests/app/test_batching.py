@@ -86,7 +86,8 @@ def test_stop_answers_queued_work_and_then_refuses() -> None:
         waiting = asyncio.ensure_future(batcher.submit([[1], [1] * 50, [2]]))
         await asyncio.sleep(0.01)
         await batcher.stop()
-        assert waiting.done() and waiting.result().shape == (3, 2)
+        # the workers are gone: only an answer they posted before stopping can resolve it
+        assert (await asyncio.wait_for(waiting, 1)).shape == (3, 2)
         try:
             await batcher.submit([[1]])
         except NotReady:
@@ -111,3 +112,36 @@ def test_worker_survives_a_failing_metrics_callback() -> None:
 
     first, second, running = asyncio.run(scenario())
     assert first[0, 1] == second[0, 1] == 0.75 and running
+
+
+def test_stop_interrupts_a_long_batching_window_and_answers_it() -> None:
+    """With two workers waiting out a 30 s window, stop() answers what they hold at once."""
+
+    def infer(sequences, model=None):
+        return np.array([[0.5, 0.5]] * len(sequences))
+
+    async def scenario():
+        batcher = DynamicBatcher(infer, max_batch_size=8, max_wait_s=30, workers=2)
+        await batcher.start()
+        waiting = [asyncio.ensure_future(batcher.submit([[1], [2, 3]])) for _ in range(3)]
+        await asyncio.sleep(0.05)  # the workers are inside their windows now
+        assert not any(w.done() for w in waiting)
+        await asyncio.wait_for(batcher.stop(), 10)  # the windows alone would take 30 s
+        return [(await asyncio.wait_for(w, 1)).shape for w in waiting]
+
+    assert asyncio.run(scenario()) == [(2, 2)] * 3
+
+
+def test_a_second_start_is_refused() -> None:
+    async def scenario():
+        batcher = DynamicBatcher(lambda sequences, model=None: np.zeros((len(sequences), 2)), 4, 0)
+        await batcher.start()
+        try:
+            await batcher.start()
+        except RuntimeError:
+            return "refused"
+        finally:
+            await batcher.stop()
+        return "started twice"
+
+    assert asyncio.run(scenario()) == "refused"

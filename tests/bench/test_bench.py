@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from bench import engines, levers, overhead, profile, quantized, report, roofline, service, stages
+from bench import cli, engines, levers, overhead, profile, quantized, report, roofline, service, stages
 from model.config import ModelConfig
 from tests.bundles import CORPUS, make_bundle
 from training.data import Review
@@ -228,3 +228,22 @@ def test_one_client_run_alternates_with_the_in_process_reference(monkeypatch) ->
     assert all(calls[i][1] == calls[i + 1][1] for i in range(0, len(calls), 2))  # same texts, side by side
     assert sorted(t for kind, block in calls if kind == "http" for t in block) == sorted(texts)
     assert rps == pytest.approx(100.0) and len(latencies) == len(inproc) == len(texts)
+
+
+def test_published_figures_name_their_commit_and_uncommitted_changes(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "f.txt").write_text("a")
+    subprocess.run([*git, "add", "f.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "c"], check=True)
+    monkeypatch.chdir(repo)
+    head = cli.commit()
+    assert len(head) >= 7 and "+" not in head
+    (repo / "f.txt").write_text("b")
+    assert cli.commit() == head + "+changes"
+    monkeypatch.chdir(tmp_path)  # not a checkout
+    assert cli.commit() == ""
