@@ -176,8 +176,8 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
 
 
 # run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, run 10
-# (the same with --adversarial-epsilon 1.5) and run 12 (configs/distill_locked.toml), each
-# shipped before the next, as their cards record them
+# (the same with --adversarial-epsilon 1.5), run 12 (configs/distill_locked.toml) and run 13
+# (configs/born_again.toml), each shipped before the next, as their cards record them
 RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
 RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
 RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
