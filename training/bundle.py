@@ -215,6 +215,13 @@ def render_markdown(card: dict) -> str:
             f"Adversarial training (Miyato et al., 2017): each review also learnt with its word "
             f"vectors moved by the step of L2 norm {epsilon} that raises its loss most.\n"
         )
+    vat_epsilon = card["train_config"].get("vat_epsilon", 0.0)
+    if vat_epsilon > 0:
+        notes += (
+            f"Virtual adversarial training (Miyato et al., 2017): the change of the network's own "
+            f"prediction under the word-vector step of L2 norm {vat_epsilon} that changes it most "
+            f"is penalised.\n"
+        )
     return f"""# Model card: {card["name"]} {card["version"]}
 
 {card["architecture"]} ({card["parameters"]:,} parameters). Classifies an English movie review

@@ -79,6 +79,16 @@ class TrainConfig:
         "Clipping then applies to the clean and adversarial gradients summed",
         ge=0,
     )
+    vat_epsilon: float = _opt(
+        0.0,
+        "virtual adversarial training: L2 norm of each review's word-vector step that changes the "
+        "network's own prediction most (one power iteration); its KL divergence from the clean "
+        "prediction is added to the loss; 0: off",
+        ge=0,
+    )
+    vat_xi: float = _opt(
+        0.1, "virtual adversarial training: norm of the random probe step of the power iteration", gt=0
+    )
     limit_reviews: int = _opt(
         0, "use only this many reviews per part and label (0: all); for smoke runs", ge=0
     )
@@ -97,7 +107,10 @@ class TrainConfig:
 # Fields added after bundles were made: a fingerprint counts them only when they differ from their
 # default (training.train), so the bundles made before them stay current, and spelling such a
 # default out (``--word-dropout 0``) changes nothing.
-ADDED_LATER = {"train": ("pseudo_soft", "adversarial_epsilon"), "model": ("word_dropout", "locked_dropout")}
+ADDED_LATER = {
+    "train": ("pseudo_soft", "adversarial_epsilon", "vat_epsilon", "vat_xi"),
+    "model": ("word_dropout", "locked_dropout"),
+}
 
 
 @dataclass(frozen=True)

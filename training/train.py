@@ -249,16 +249,25 @@ def train_epoch(
     loss_sum, correct, seen, tokens, started = 0.0, 0, 0, 0, time.perf_counter()
     progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not world.is_main)
     epsilon, adversarial_sum = config.train.adversarial_epsilon, 0.0
+    vat_epsilon, virtual_sum = config.train.vat_epsilon, 0.0
     for batch in progress:
         token_ids, lengths, targets = to_tensors(world.shard(batch))
         # DDP averages gradients over processes: scaled so the average is the global batch's mean
         scale = world.size / len(batch.labels)
         optimizer.zero_grad(set_to_none=True)
-        if epsilon > 0:
-            logits, summed, adversarial_loss = adversarial.backward(
-                model, token_ids, lengths, partial(summed_loss, targets=targets), epsilon, scale
+        if epsilon > 0 or vat_epsilon > 0:
+            logits, summed, adversarial_loss, virtual_loss = adversarial.backward(
+                model,
+                token_ids,
+                lengths,
+                partial(summed_loss, targets=targets),
+                epsilon,
+                scale,
+                vat_epsilon,
+                config.train.vat_xi,
             )
             adversarial_sum += adversarial_loss.item()
+            virtual_sum += virtual_loss.item()
         else:
             logits = model(token_ids, lengths)
             summed = summed_loss(logits, targets)
@@ -271,11 +280,13 @@ def train_epoch(
         seen += len(targets)
         tokens += int(lengths.sum())
         progress.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-    loss_sum, correct, seen, tokens, adversarial_sum = world.sum(
-        [loss_sum, correct, seen, tokens, adversarial_sum]
+    loss_sum, correct, seen, tokens, adversarial_sum, virtual_sum = world.sum(
+        [loss_sum, correct, seen, tokens, adversarial_sum, virtual_sum]
     )
     seconds = time.perf_counter() - started
     adversarial_record = {"adversarial_loss": adversarial_sum / seen} if epsilon > 0 else {}
+    if vat_epsilon > 0:
+        adversarial_record["virtual_adversarial_kl"] = virtual_sum / seen
     return {
         "train_loss": loss_sum / seen,
         **adversarial_record,
@@ -331,10 +342,10 @@ def fit(
         raise ValueError(
             "--freeze-epochs is not supported under torchrun (DDP needs fixed trainable parameters)"
         )
-    if world.size > 1 and config.train.adversarial_epsilon > 0:
+    if world.size > 1 and (config.train.adversarial_epsilon > 0 or config.train.vat_epsilon > 0):
         raise ValueError(
-            "--adversarial-epsilon is not supported under torchrun: its two passes call the network "
-            "after its lookup, which the DDP wrapper does not synchronise"
+            "--adversarial-epsilon and --vat-epsilon are not supported under torchrun: their passes "
+            "call the network after its lookup, which the DDP wrapper does not synchronise"
         )
     steps_per_epoch = math.ceil(len(splits.train[1]) / (config.train.batch_size * world.size))
     optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.train.epochs)

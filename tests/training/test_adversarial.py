@@ -87,7 +87,7 @@ def test_backward_adds_the_gradients_of_the_clean_and_the_adversarial_loss() -> 
     worst = loss_of(model.classify(model.embedding(token_ids) + step, lengths))
     worst_grads = torch.autograd.grad(worst, parameters, allow_unused=True)
 
-    logits, clean_loss, adversarial_loss = adversarial.backward(
+    logits, clean_loss, adversarial_loss, _ = adversarial.backward(
         model, token_ids, lengths, loss_of, epsilon, scale
     )
     assert clean_loss.item() == pytest.approx(clean.item())
@@ -102,7 +102,7 @@ def test_backward_adds_the_gradients_of_the_clean_and_the_adversarial_loss() -> 
 def test_both_passes_see_the_same_dropped_words() -> None:
     model, (token_ids, lengths, labels) = _model(word_dropout=0.5), _batch()
     torch.manual_seed(5)
-    _, _, adversarial_loss = adversarial.backward(model, token_ids, lengths, _sum_loss(labels), 0.3)
+    _, _, adversarial_loss, _ = adversarial.backward(model, token_ids, lengths, _sum_loss(labels), 0.3)
     torch.manual_seed(5)
     embedded = model.embed(token_ids)  # the same draw of dropped words as inside backward
     clean_input = embedded.detach().requires_grad_(True)
@@ -213,3 +213,81 @@ def test_the_model_card_names_adversarial_training_only_when_used() -> None:
     assert "Adversarial training" not in render_markdown(card)
     del card["train_config"]["adversarial_epsilon"]  # a card from before the field existed
     assert "Adversarial training" not in render_markdown(card)
+    assert "Virtual adversarial" not in render_markdown(card)
+    card["train_config"]["vat_epsilon"] = 2.0
+    assert "under the word-vector step of L2 norm 2.0 that changes it most" in render_markdown(card)
+
+
+def test_the_virtual_step_has_norm_epsilon_on_real_positions_and_moves_the_prediction_most() -> None:
+    model, (token_ids, lengths, _) = _model(), _batch()
+    embedded = model.embedding(token_ids).detach()
+    logits = model.classify(embedded, lengths)
+    torch.manual_seed(2)
+    step = adversarial.virtual_step(model, embedded, lengths, logits, epsilon=0.2, xi=0.01)
+    assert torch.allclose(step.flatten(1).norm(dim=1), torch.full((4,), 0.2), atol=1e-6)
+    padding = torch.arange(7) >= lengths.unsqueeze(1)
+    assert step[padding].abs().max() == 0
+    assert all(p.grad is None for p in model.parameters())  # only a direction was computed
+
+    def divergences(moved: torch.Tensor) -> torch.Tensor:
+        reference = logits.log_softmax(1)
+        return (reference.exp() * (reference - model.classify(moved, lengths).log_softmax(1))).sum(1)
+
+    worst = divergences(embedded + step)
+    torch.manual_seed(0)
+    for _ in range(20):
+        noise = adversarial.perturbation(torch.randn_like(embedded) * ~padding.unsqueeze(2), 0.2)
+        assert (divergences(embedded + noise) <= worst + 1e-9).all()
+
+
+def test_backward_adds_the_virtual_adversarial_gradients() -> None:
+    model, (token_ids, lengths, labels) = _model(), _batch()
+    scale, loss_of = 0.5, _sum_loss(labels)
+    # the embedding's gradient comes through the word vectors (below); the rest through the network
+    parameters = [p for name, p in model.named_parameters() if name != "embedding.weight"]
+    embedded = model.embedding(token_ids)
+    logits = model.classify(embedded, lengths)
+    clean_grads = torch.autograd.grad(loss_of(logits), parameters, allow_unused=True)
+    torch.manual_seed(7)  # the power iteration's random start
+    step = adversarial.virtual_step(model, embedded.detach(), lengths, logits, 0.3, 0.05)
+    virtual = adversarial.summed_kl(logits, model.classify(embedded.detach() + step, lengths))
+    virtual_grads = torch.autograd.grad(virtual, parameters, allow_unused=True)
+    embedding_grad = (
+        torch.autograd.grad(
+            loss_of(model.classify(model.embedding(token_ids), lengths)), model.embedding.weight
+        )[0]
+        + torch.autograd.grad(
+            adversarial.summed_kl(logits, model.classify(model.embedding(token_ids) + step, lengths)),
+            model.embedding.weight,
+        )[0]
+    )
+
+    torch.manual_seed(7)
+    _, clean_loss, adversarial_loss, virtual_loss = adversarial.backward(
+        model, token_ids, lengths, loss_of, 0.0, scale, vat_epsilon=0.3, vat_xi=0.05
+    )
+    assert clean_loss.item() == pytest.approx(loss_of(logits).item())
+    assert adversarial_loss.item() == 0 and virtual.item() > 0
+    assert virtual_loss.item() == pytest.approx(virtual.item())
+    for parameter, by_clean, by_virtual in zip(parameters, clean_grads, virtual_grads, strict=True):
+        assert torch.allclose(parameter.grad, scale * (by_clean + by_virtual), atol=1e-6)
+    assert torch.allclose(model.embedding.weight.grad, scale * embedding_grad, atol=1e-6)
+
+
+def test_training_with_vat_logs_its_divergence_and_counts_in_the_fingerprint(tmp_path) -> None:
+    base = {**SMALL, "model.embed_dropout": 0.0, "model.dropout": 0.0}
+    config = load_run_config(None, {**base, "train.vat_epsilon": 1.0})
+    torch.manual_seed(3)
+    model = SentimentClassifier(config.model_config(VOCAB))
+    history, _ = train.fit(model, random_splits(), config, tmp_path, resume=False)
+    assert history[0]["virtual_adversarial_kl"] > 0 and "adversarial_loss" not in history[0]
+    named = {**base, "train.data": "/nonexistent/aclImdb"}  # a fingerprint names the data
+    fingerprints = [
+        train.fingerprint(load_run_config(None, {**named, **extra}))
+        for extra in ({}, {"train.vat_epsilon": 0.0}, {"train.vat_epsilon": 1.0})
+    ]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+    with pytest.raises(ValueError, match="vat_xi must be > 0"):
+        load_run_config(None, {"train.vat_xi": 0.0})
+    with pytest.raises(ValueError, match="not supported under torchrun"):
+        train.fit(model, random_splits(), config, tmp_path, resume=False, world=World(rank=0, size=2))
