@@ -10,8 +10,11 @@ language-model-pretrained LSTM on IMDB; with its virtual-adversarial variant the
 Virtual adversarial training (``vat_epsilon``) needs no target: it moves a review's word vectors
 by the step of norm ``vat_epsilon`` that changes the network's own prediction the most (the KL
 divergence from the clean prediction), found by one power iteration from a random direction,
-and penalises that change. It regularises every review the same way, labelled or not; it costs
-one more forward and backward pass for the direction and one for the loss.
+and penalises that change. It needs no label, so it regularises every review in the training
+batches alike (the unlabelled ones too, when teachers label them); it costs one more forward
+and backward pass for the direction and one for the loss. Its passes replay the clean pass's
+dropout masks: with fresh masks the prediction would differ at a zero step already, and the
+power iteration would find the masks' difference instead of the most sensitive direction.
 
 ``epsilon`` is in the units of the word vectors, which are not normalised here (Miyato et al.
 normalise them) and not weight-decayed, so it means more for small vectors than for large ones.
@@ -23,7 +26,8 @@ the service are unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -50,17 +54,32 @@ def summed_kl(reference_logits: Tensor, logits: Tensor) -> Tensor:
     )
 
 
+@contextmanager
+def replaying(state: Tensor) -> Iterator[None]:
+    """Run the block with the CPU generator at ``state``, so it draws the dropout masks of the pass
+    that started there, and give the generator its place back afterwards (training runs on the
+    CPU here; on a GPU the device's generator would need the same)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(state)
+        yield
+
+
 def virtual_step(
-    model: SentimentClassifier, embedded: Tensor, lengths: Tensor, logits: Tensor, epsilon: float, xi: float
+    classify: Callable[[Tensor], Tensor],
+    embedded: Tensor,
+    lengths: Tensor,
+    logits: Tensor,
+    epsilon: float,
+    xi: float,
 ) -> Tensor:
     """The step of norm ``epsilon`` per review that moves the prediction away from ``logits`` the
     most, approximated by one power iteration (Miyato et al., 2017): the KL divergence's gradient
     after a random step of norm ``xi`` is nearly its Hessian times that step, which leans towards
-    the Hessian's top eigenvector. Padding positions stay unmoved; no gradient reaches the
-    parameters."""
+    the Hessian's top eigenvector. ``classify`` maps word vectors to logits (with the masks that
+    made ``logits``). Padding positions stay unmoved; no gradient reaches the parameters."""
     real = (torch.arange(embedded.shape[1], device=embedded.device) < lengths.unsqueeze(1)).unsqueeze(2)
     probe = perturbation(torch.randn_like(embedded) * real, xi).requires_grad_(True)
-    divergence = summed_kl(logits, model.classify(embedded.detach() + probe, lengths))
+    divergence = summed_kl(logits, classify(embedded.detach() + probe))
     (direction,) = torch.autograd.grad(divergence, probe)
     return perturbation(direction * real, epsilon)
 
@@ -84,12 +103,14 @@ def backward(
     backward pass through the network after its lookup; the virtual one two.
 
     The lookup runs once, so all passes see the same dropped words (``word_dropout``); the
+    adversarial pass draws new dropout masks, the virtual ones replay the clean pass's; the
     network after it runs on detached copies of the word vectors, whose gradients go back into
     the embedding together, and only when it is trained (a frozen embedding has no graph to go
     back to).
     """
     embedded = model.embed(token_ids)  # [B, T, E]
     clean_input = embedded.detach().requires_grad_(True)
+    masks = torch.get_rng_state()  # where the clean pass's dropout masks come from
     logits = model.classify(clean_input, lengths)
     clean = loss_of(logits)
     (clean * scale).backward()
@@ -102,9 +123,14 @@ def backward(
         (adversarial * scale).backward()
         gradient += adversarial_input.grad
     if vat_epsilon > 0:
-        step = virtual_step(model, embedded, lengths, logits, vat_epsilon, vat_xi)
+
+        def with_clean_masks(vectors: Tensor) -> Tensor:
+            with replaying(masks):
+                return model.classify(vectors, lengths)
+
+        step = virtual_step(with_clean_masks, embedded, lengths, logits, vat_epsilon, vat_xi)
         virtual_input = (embedded.detach() + step).requires_grad_(True)
-        virtual = summed_kl(logits, model.classify(virtual_input, lengths))
+        virtual = summed_kl(logits, with_clean_masks(virtual_input))
         (virtual * scale).backward()
         gradient += virtual_input.grad
     if embedded.requires_grad:

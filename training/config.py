@@ -83,7 +83,7 @@ class TrainConfig:
         0.0,
         "virtual adversarial training: L2 norm of each review's word-vector step that changes the "
         "network's own prediction most (one power iteration); its KL divergence from the clean "
-        "prediction is added to the loss; 0: off",
+        "prediction is added to the loss, and clipping applies to all gradients summed; 0: off",
         ge=0,
     )
     vat_xi: float = _opt(

@@ -223,7 +223,8 @@ def test_the_virtual_step_has_norm_epsilon_on_real_positions_and_moves_the_predi
     embedded = model.embedding(token_ids).detach()
     logits = model.classify(embedded, lengths)
     torch.manual_seed(2)
-    step = adversarial.virtual_step(model, embedded, lengths, logits, epsilon=0.2, xi=0.01)
+    classify = lambda vectors: model.classify(vectors, lengths)  # noqa: E731
+    step = adversarial.virtual_step(classify, embedded, lengths, logits, epsilon=0.2, xi=0.01)
     assert torch.allclose(step.flatten(1).norm(dim=1), torch.full((4,), 0.2), atol=1e-6)
     padding = torch.arange(7) >= lengths.unsqueeze(1)
     assert step[padding].abs().max() == 0
@@ -249,7 +250,9 @@ def test_backward_adds_the_virtual_adversarial_gradients() -> None:
     logits = model.classify(embedded, lengths)
     clean_grads = torch.autograd.grad(loss_of(logits), parameters, allow_unused=True)
     torch.manual_seed(7)  # the power iteration's random start
-    step = adversarial.virtual_step(model, embedded.detach(), lengths, logits, 0.3, 0.05)
+    step = adversarial.virtual_step(
+        lambda vectors: model.classify(vectors, lengths), embedded.detach(), lengths, logits, 0.3, 0.05
+    )
     virtual = adversarial.summed_kl(logits, model.classify(embedded.detach() + step, lengths))
     virtual_grads = torch.autograd.grad(virtual, parameters, allow_unused=True)
     embedding_grad = (
@@ -291,3 +294,34 @@ def test_training_with_vat_logs_its_divergence_and_counts_in_the_fingerprint(tmp
         load_run_config(None, {"train.vat_xi": 0.0})
     with pytest.raises(ValueError, match="not supported under torchrun"):
         train.fit(model, random_splits(), config, tmp_path, resume=False, world=World(rank=0, size=2))
+
+
+def test_summed_kl_is_kl_of_the_fixed_reference_from_the_other() -> None:
+    torch.manual_seed(4)
+    reference, other = torch.randn(3, 2, requires_grad=True), torch.randn(3, 2, requires_grad=True)
+    p, q = reference.softmax(1), other.softmax(1)
+    by_hand = (p * (p.log() - q.log())).sum()
+    divergence = adversarial.summed_kl(reference, other)
+    assert divergence.item() == pytest.approx(by_hand.item())
+    divergence.backward()
+    assert reference.grad is None and other.grad.abs().sum() > 0  # the reference is held fixed
+
+
+def test_the_virtual_passes_replay_the_clean_passs_dropout_masks() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=40, embed_dim=6, hidden_size=5, embed_dropout=0.5, dropout=0.5)
+    model, (token_ids, lengths, labels) = SentimentClassifier(config).train(), _batch()
+    # a step too small to move the prediction: only different masks could make the two differ
+    _, _, _, virtual = adversarial.backward(
+        model, token_ids, lengths, _sum_loss(labels), 0.0, vat_epsilon=1e-6
+    )
+    fresh_masks = adversarial.summed_kl(model(token_ids, lengths), model(token_ids, lengths))
+    assert virtual.item() < 1e-6 and fresh_masks.item() > 1e-3  # what fresh masks would have given
+    # and the generator goes on as if the replays had not happened
+    torch.manual_seed(9)
+    adversarial.backward(model, token_ids, lengths, _sum_loss(labels), 0.0, vat_epsilon=0.1)
+    after = torch.rand(1)
+    torch.manual_seed(9)
+    model.classify(model.embed(token_ids), lengths)  # the clean pass
+    torch.randn(token_ids.shape[0], token_ids.shape[1], config.embed_dim)  # the probe's start
+    assert torch.equal(after, torch.rand(1))
