@@ -177,11 +177,13 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
 
 # run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, run 10
 # (the same with --adversarial-epsilon 1.5), run 12 (configs/distill_locked.toml) and run 13
-# (configs/born_again.toml), each shipped before the next, as their cards record them
+# (configs/born_again.toml) and run 14 (configs/round3.toml), each shipped before the next, as their
+# cards record them
 RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
 RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
 RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
 RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe7ad970"
+RUN_14_FINGERPRINT = "54bead43807522ff8c8fd3383ca9d91d759a98e364c9e99dbe8d5bc02c1d36d8"
 
 
 @pytest.mark.parametrize(
@@ -191,7 +193,8 @@ RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe
         ("distill.toml", {"train.adversarial_epsilon": 1.5}, RUN_10_FINGERPRINT),
         ("distill_locked.toml", {}, RUN_12_FINGERPRINT),
         ("born_again.toml", {}, RUN_13_FINGERPRINT),
-        ("round3.toml", {}, None),  # the shipped bundle, run 14 (README recipe, step 12)
+        ("round3.toml", {}, RUN_14_FINGERPRINT),
+        ("vat.toml", {}, None),  # the shipped bundle, run 15 (README recipe, step 13)
     ],
 )
 def test_fingerprints_of_the_distillation_recipes(
@@ -207,15 +210,17 @@ def test_fingerprints_of_the_distillation_recipes(
 
 def test_the_model_card_names_adversarial_training_only_when_used() -> None:
     card = json.loads((ROOT / "models/default/model_card.json").read_text())
-    assert card["train_config"]["adversarial_epsilon"] == 1.5
-    assert "moved by the step of L2 norm 1.5 that raises its loss most" in render_markdown(card)
-    card["train_config"]["adversarial_epsilon"] = 0.0
+    # the shipped run 15: virtual adversarial training in place of adversarial training
+    assert card["train_config"]["adversarial_epsilon"] == 0.0 and card["train_config"]["vat_epsilon"] == 1.5
+    assert "under the word-vector step of L2 norm 1.5 that changes it most" in render_markdown(card)
     assert "Adversarial training" not in render_markdown(card)
-    del card["train_config"]["adversarial_epsilon"]  # a card from before the field existed
-    assert "Adversarial training" not in render_markdown(card)
+    card["train_config"]["adversarial_epsilon"] = 2.0
+    assert "moved by the step of L2 norm 2.0 that raises its loss most" in render_markdown(card)
+    card["train_config"]["vat_epsilon"] = 0.0
     assert "Virtual adversarial" not in render_markdown(card)
-    card["train_config"]["vat_epsilon"] = 2.0
-    assert "under the word-vector step of L2 norm 2.0 that changes it most" in render_markdown(card)
+    for field in ("adversarial_epsilon", "vat_epsilon"):  # a card from before the fields existed
+        del card["train_config"][field]
+    assert "dversarial" not in render_markdown(card)
 
 
 def test_the_virtual_step_has_norm_epsilon_on_real_positions_and_moves_the_prediction_most() -> None:
