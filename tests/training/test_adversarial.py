@@ -214,13 +214,15 @@ def test_the_model_card_names_adversarial_training_only_when_used() -> None:
     assert card["train_config"]["adversarial_epsilon"] == 0.0 and card["train_config"]["vat_epsilon"] == 1.5
     assert "under the word-vector step of L2 norm 1.5 that changes it most" in render_markdown(card)
     assert "Adversarial training" not in render_markdown(card)
-    card["train_config"]["adversarial_epsilon"] = 2.0
+    card["train_config"].update(adversarial_epsilon=2.0, vat_epsilon=0.5)
     assert "moved by the step of L2 norm 2.0 that raises its loss most" in render_markdown(card)
+    assert "under the word-vector step of L2 norm 0.5 that changes it most" in render_markdown(card)
     card["train_config"]["vat_epsilon"] = 0.0
     assert "Virtual adversarial" not in render_markdown(card)
     for field in ("adversarial_epsilon", "vat_epsilon"):  # a card from before the fields existed
         del card["train_config"][field]
-    assert "dversarial" not in render_markdown(card)
+    assert "Adversarial training" not in render_markdown(card)
+    assert "Virtual adversarial" not in render_markdown(card)
 
 
 def test_the_virtual_step_has_norm_epsilon_on_real_positions_and_moves_the_prediction_most() -> None:
