@@ -64,7 +64,7 @@ class TrainConfig:
     pseudo_labels: str = _opt(
         "",
         "teacher bundle(s) that label the unlabelled reviews, comma-separated (several are averaged); "
-        "'' = none",
+        "'ngram' among them is an n-gram model fitted on the training split (training.ngram); '' = none",
     )
     pseudo_threshold: float = _opt(
         0.95, "P(label) a pseudo-labelled review needs to join training", ge=0.5, le=1

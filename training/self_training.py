@@ -9,8 +9,11 @@ unlabelled reviews. Two ways to use those labels:
 - *soft* (knowledge distillation: Hinton et al., 2015): the teachers' P(positive) itself is the
   target, so one network learns what the ensemble knows, at one network's serving cost.
 
-The validation and test reviews are never labelled here. ``python -m training.self_training
-runs/*/bundle`` ranks every set of teachers by its ensemble's validation accuracy.
+A teacher need not be a network: ``ngram`` among the teachers is an n-gram model
+(:mod:`training.ngram`) fitted on the run's training split, whose mistakes differ from the
+networks'. The validation and test reviews are never labelled here. ``python -m
+training.self_training runs/*/bundle [--ngram]`` ranks every set of teachers by its ensemble's
+validation accuracy.
 """
 
 from __future__ import annotations
@@ -23,27 +26,36 @@ from pathlib import Path
 import numpy as np
 
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
-from model.tokenizer import Tokenizer, Vocabulary
+from model.tokenizer import Tokenizer, Vocabulary, tokenize
 from training.evaluate import onnx_session, predict_positive
+from training.ngram import NGRAM_TEACHER, NgramTeacher
 
 
 def teacher_positive(
-    bundles: Sequence[Path], texts: Sequence[str], vocabulary: Vocabulary, max_tokens: int
+    bundles: Sequence[Path],
+    texts: Sequence[str],
+    vocabulary: Vocabulary,
+    max_tokens: int,
+    others: Sequence[np.ndarray] = (),
 ) -> tuple[list[list[int]], np.ndarray]:
     """Token ids of ``texts`` and the teachers' mean P(positive) for each.
 
-    Every teacher must share this run's vocabulary, so one token-id sequence serves them all.
+    Every teacher bundle must share this run's vocabulary, so one token-id sequence serves them
+    all. ``others`` are P(positive) of the same texts from teachers that are not bundles (the
+    n-gram model); each weighs as much as one bundle in the mean.
     """
-    if not bundles:
-        raise ValueError("no teacher bundle given")
-    tokenizers = []
+    if not bundles and not others:
+        raise ValueError("no teacher given")
     for bundle in bundles:
         load_card(bundle)
-        tokenizers.append(Tokenizer.load(bundle / TOKENIZER_FILE))
-        if tokenizers[-1].vocabulary != vocabulary:
+        if Tokenizer.load(bundle / TOKENIZER_FILE).vocabulary != vocabulary:
             raise ValueError(f"{bundle}: its vocabulary differs from this run's; teachers need the same one")
-    sequences = [tokenizers[0].encode(text, max_tokens) for text in texts]
+    sequences = [Tokenizer(vocabulary).encode(text, max_tokens) for text in texts]
     each = [predict_positive(onnx_session(bundle / ONNX_FILE, threads=2), sequences) for bundle in bundles]
+    for other in others:
+        if len(other) != len(texts):
+            raise ValueError(f"a teacher gave {len(other)} probabilities for {len(texts)} reviews")
+        each.append(np.asarray(other, dtype=np.float64))
     positive = np.mean(each, axis=0)
     return sequences, positive
 
@@ -55,13 +67,15 @@ def pseudo_label(
     threshold: float,
     max_tokens: int,
     soft: bool = False,
+    others: Sequence[np.ndarray] = (),
 ) -> tuple[list[list[int]], list[int] | list[float]]:
     """Token ids and targets of the texts the teachers classify with P >= ``threshold``.
 
     Hard targets are labels 0/1, balanced by class, most confident first; soft targets are the
     teachers' P(positive) of every review that passes the threshold (0.5 keeps them all).
+    ``others``: as in :func:`teacher_positive`.
     """
-    sequences, positive = teacher_positive(bundles, texts, vocabulary, max_tokens)
+    sequences, positive = teacher_positive(bundles, texts, vocabulary, max_tokens, others)
     if soft:
         kept = np.flatnonzero(np.maximum(positive, 1.0 - positive) >= threshold)
         return [sequences[i] for i in kept], [float(positive[i]) for i in kept]
@@ -75,12 +89,13 @@ def pseudo_label(
 
 
 def rank_teacher_sets(
-    bundles: Sequence[Path], data: str | None, max_size: int = 0
+    bundles: Sequence[Path], data: str | None, max_size: int = 0, ngram: bool = False
 ) -> list[tuple[float, tuple[str, ...]]]:
     """Validation accuracy of the averaged P(positive) of every set of ``bundles``, best first.
 
     Only the validation split of the bundles' common training split is read: choosing teachers
-    is choosing a model, and the test set chooses nothing.
+    is choosing a model, and the test set chooses nothing. ``ngram`` adds the n-gram teacher,
+    fitted on the training part of that split, as one more candidate named ``ngram``.
     """
     from training.data import load_imdb, stratified_split
 
@@ -89,13 +104,16 @@ def rank_teacher_sets(
     if len(splits) != 1:
         raise ValueError(f"the bundles were trained on different splits: {sorted(splits)}")
     seed, fraction = splits.pop()
-    _, validation = stratified_split(load_imdb(data).train, fraction, seed)
+    train, validation = stratified_split(load_imdb(data).train, fraction, seed)
     vocabulary = Tokenizer.load(bundles[0] / TOKENIZER_FILE).vocabulary
     max_tokens = cards[0]["max_tokens"]
     texts, labels = [r.text for r in validation], np.array([r.label for r in validation])
     positive = {str(b): teacher_positive([b], texts, vocabulary, max_tokens)[1] for b in bundles}
+    if ngram:
+        teacher = NgramTeacher().fit([tokenize(r.text) for r in train], [r.label for r in train])
+        positive[NGRAM_TEACHER] = teacher.positive([tokenize(text) for text in texts])
     ranked = []
-    for size in range(1, (max_size or len(bundles)) + 1):
+    for size in range(1, (max_size or len(positive)) + 1):
         for chosen in combinations(positive, size):
             mean = np.mean([positive[name] for name in chosen], axis=0)
             ranked.append((float(((mean >= 0.5) == labels).mean()), chosen))
@@ -109,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
     parser.add_argument("--max-size", type=int, default=0, help="largest set (0: all the bundles)")
     parser.add_argument("--top", type=int, default=10, help="sets to print")
+    parser.add_argument("--ngram", action="store_true", help="rank the n-gram teacher among the bundles")
     args = parser.parse_args(argv)
-    for accuracy, chosen in rank_teacher_sets(args.bundles, args.data, args.max_size)[: args.top]:
+    for accuracy, chosen in rank_teacher_sets(args.bundles, args.data, args.max_size, args.ngram)[: args.top]:
         print(f"{accuracy:.4f}  {','.join(chosen)}")
 
 

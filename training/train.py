@@ -140,20 +140,29 @@ def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -
     """Add the unlabelled reviews the teachers label to the training split; describe it."""
     if not config.train.pseudo_labels:
         return "none"
+    from training.ngram import NGRAM_TEACHER, NgramTeacher
     from training.self_training import pseudo_label
 
-    bundles = [Path(part.strip()) for part in config.train.pseudo_labels.split(",") if part.strip()]
+    names = [part.strip() for part in config.train.pseudo_labels.split(",") if part.strip()]
+    others = []
+    if NGRAM_TEACHER in names:
+        # fitted on the labelled training reviews only, before the unlabelled ones join them
+        labelled = len(splits.train_tokens)
+        teacher = NgramTeacher().fit(splits.train_tokens, splits.train[1][:labelled])
+        unlabelled = splits.unlabelled_tokens or [tokenize(text) for text in splits.unlabelled_texts]
+        others.append(teacher.positive(unlabelled))
     sequences, targets = pseudo_label(
-        bundles,
+        [Path(name) for name in names if name != NGRAM_TEACHER],
         splits.unlabelled_texts,
         tokenizer.vocabulary,
         config.train.pseudo_threshold,
         config.train.max_tokens,
         soft=config.train.pseudo_soft,
+        others=others,
     )
     splits.train[0].extend(sequences)
     splits.train[1].extend(targets)
-    teachers, threshold = ", ".join(str(bundle) for bundle in bundles), config.train.pseudo_threshold
+    teachers, threshold = ", ".join(names), config.train.pseudo_threshold
     if config.train.pseudo_soft:
         return (
             f"{len(targets)} unlabelled reviews with soft targets (distillation): the mean P(positive) "

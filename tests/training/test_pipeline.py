@@ -111,10 +111,12 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys) -> Non
     assert added % 2 == 0 and added <= 60  # balanced, from the 60 unlabelled reviews of the slice
     assert card["dataset"]["sizes"]["train"] == 108 + added
 
-    # stage 3: distillation, an ensemble of two teachers giving soft targets on every review
-    card = from_stage_one(tmp_path / "distilled", f"{bundle},{stage_two / 'bundle'}", "--pseudo-soft", "true")
+    # stage 3: distillation, an ensemble of two networks and the n-gram model giving soft targets
+    teachers = f"{bundle},{stage_two / 'bundle'},ngram"
+    card = from_stage_one(tmp_path / "distilled", teachers, "--pseudo-soft", "true")
     note = card["training"]["self_training"]
     assert note.startswith("60 unlabelled reviews with soft targets (distillation): the mean P(positive)")
+    assert f"of {bundle}, {stage_two / 'bundle'}, ngram, kept" in note
     assert card["dataset"]["sizes"]["train"] == 108 + 60
 
 

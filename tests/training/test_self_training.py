@@ -45,6 +45,19 @@ def test_soft_targets_are_the_teachers_mean(tmp_path) -> None:
     assert all(max(p, 1 - p) >= threshold for p in confident)
 
 
+def test_a_teacher_that_is_not_a_bundle_weighs_as_much_as_one(tmp_path) -> None:
+    folder, _, tokenizer = make_bundle(tmp_path / "teacher")
+    other = np.linspace(0.0, 1.0, len(TEXTS))
+    _, targets = pseudo_label([folder], TEXTS, tokenizer.vocabulary, 0.5, 64, soft=True, others=[other])
+    np.testing.assert_allclose(targets, (_positive(folder, tokenizer, TEXTS) + other) / 2, rtol=0, atol=1e-12)
+    _, alone = pseudo_label([], TEXTS, tokenizer.vocabulary, 0.5, 64, soft=True, others=[other])
+    np.testing.assert_allclose(alone, other, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="gave 3 probabilities for"):
+        pseudo_label([folder], TEXTS, tokenizer.vocabulary, 0.5, 64, soft=True, others=[other[:3]])
+    with pytest.raises(ValueError, match="no teacher given"):
+        pseudo_label([], TEXTS, tokenizer.vocabulary, 0.5, 64)
+
+
 def test_pseudo_labels_refuse_another_vocabulary(tmp_path) -> None:
     folder, _, _ = make_bundle(tmp_path / "teacher")
     other = Vocabulary(("<pad>", "<unk>", "film"))
