@@ -112,6 +112,14 @@ def rank_teacher_sets(
     if ngram:
         teacher = NgramTeacher().fit([tokenize(r.text) for r in train], [r.label for r in train])
         positive[NGRAM_TEACHER] = teacher.positive([tokenize(text) for text in texts])
+    return rank_sets(positive, labels, max_size)
+
+
+def rank_sets(
+    positive: dict[str, np.ndarray], labels: np.ndarray, max_size: int = 0
+) -> list[tuple[float, tuple[str, ...]]]:
+    """Accuracy of the averaged ``positive`` of every set of teachers up to ``max_size`` (0: all),
+    best first; among equals, smaller sets first."""
     ranked = []
     for size in range(1, (max_size or len(positive)) + 1):
         for chosen in combinations(positive, size):

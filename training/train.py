@@ -144,7 +144,9 @@ def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -
     from training.self_training import pseudo_label
 
     names = [part.strip() for part in config.train.pseudo_labels.split(",") if part.strip()]
-    others = []
+    if len(set(names)) < len(names):
+        raise ValueError(f"a teacher is named twice in pseudo_labels: {config.train.pseudo_labels}")
+    others: list[np.ndarray] = []
     if NGRAM_TEACHER in names:
         # fitted on the labelled training reviews only, before the unlabelled ones join them
         labelled = len(splits.train_tokens)

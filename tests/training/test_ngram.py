@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from model.tokenizer import tokenize
+from training import ngram
 from training.ngram import NgramTeacher
 
 # "good" and "bad" appear in both classes; only the bigrams "not good" / "not bad" decide
@@ -23,7 +24,8 @@ def test_log_count_ratio_has_the_sign_of_the_class_a_word_belongs_to() -> None:
     teacher = _fit(max_n=2)
     ratio = dict(zip(teacher.vectorizer.get_feature_names_out(), teacher.ratio, strict=True))
     assert ratio["not bad"] > 0 > ratio["not good"]
-    # by hand: "not bad" is in 3 of the 5 positive reviews (x4) and none of the negative ones
+    # its counts by hand: "not bad" is in 3 of the 5 positive reviews (x4) and in none of the
+    # negative ones; the two classes' totals come from the vectorizer
     counts = teacher.vectorizer.transform([tokenize(t) for t in POSITIVE * 4 + NEGATIVE * 4])
     p, q = 1 + counts[:20].sum(axis=0).A1, 1 + counts[20:].sum(axis=0).A1
     index = teacher.vectorizer.vocabulary_["not bad"]
@@ -45,3 +47,17 @@ def test_refusals() -> None:
         NgramTeacher().fit([["good"], ["fine"]], [1, 1])
     with pytest.raises(RuntimeError, match="fit the n-gram teacher"):
         NgramTeacher().positive([["good"]])
+
+
+def test_texts_are_refused_and_no_reviews_give_no_probabilities(monkeypatch) -> None:
+    teacher = _fit(max_n=2)
+    with pytest.raises(TypeError, match="not texts"):
+        teacher.positive(["a good film"])  # a text would be read as characters
+    with pytest.raises(TypeError, match="not texts"):
+        NgramTeacher().fit(["a good film", "a bad film"], [1, 0])
+    assert teacher.positive([]).shape == (0,)
+    # predicting in chunks gives what one call gives
+    many = [tokenize(t) for t in (POSITIVE + NEGATIVE) * 3]
+    whole = teacher.positive(many)
+    monkeypatch.setattr(ngram, "CHUNK", 7)
+    np.testing.assert_array_equal(teacher.positive(many), whole)

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from model.bundle import load_card
-from model.tokenizer import Tokenizer
+from model.tokenizer import Tokenizer, tokenize
 from tests.bundles import make_bundle
 from training import evaluate, train
+from training.data import load_imdb, stratified_split, take_per_label
 from training.evaluate import onnx_session
+from training.ngram import NgramTeacher
 
 TINY = [
     "--embed-dim",
@@ -38,7 +40,7 @@ TINY = [
 
 
 @pytest.mark.slow
-def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys) -> None:
+def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys, monkeypatch) -> None:
     output = tmp_path / "run"
     args = ["--data", str(imdb_archive), "--output", str(output), *TINY]
     train.main([*args, "--epochs", "1"])
@@ -112,11 +114,24 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys) -> Non
     assert card["dataset"]["sizes"]["train"] == 108 + added
 
     # stage 3: distillation, an ensemble of two networks and the n-gram model giving soft targets
+    fitted, asked = [], []
+    real_fit, real_positive = NgramTeacher.fit, NgramTeacher.positive
+    monkeypatch.setattr(NgramTeacher, "fit", lambda self, t, y: fitted.append((t, y)) or real_fit(self, t, y))
+    monkeypatch.setattr(NgramTeacher, "positive", lambda self, t: asked.append(t) or real_positive(self, t))
     teachers = f"{bundle},{stage_two / 'bundle'},ngram"
     card = from_stage_one(tmp_path / "distilled", teachers, "--pseudo-soft", "true")
     note = card["training"]["self_training"]
     assert note.startswith("60 unlabelled reviews with soft targets (distillation): the mean P(positive)")
     assert f"of {bundle}, {stage_two / 'bundle'}, ngram, kept" in note
+    # the n-gram model learns the labelled training reviews only, and labels the unlabelled ones
+    dataset = load_imdb(str(imdb_archive), expect_full=False)
+    training_part, validation = stratified_split(take_per_label(dataset.train, 60), 0.1, 1234)
+    [(tokens, labels)] = fitted
+    assert tokens == [tokenize(r.text) for r in training_part] and labels == [r.label for r in training_part]
+    assert not {tuple(tokenize(r.text)) for r in validation} & {tuple(t) for t in tokens}
+    assert asked == [[tokenize(r.text) for r in dataset.unsup[:60]]]
+    with pytest.raises(SystemExit, match="a teacher is named twice"):
+        from_stage_one(tmp_path / "twice", "ngram,ngram", "--pseudo-soft", "true")
     assert card["dataset"]["sizes"]["train"] == 108 + 60
 
 

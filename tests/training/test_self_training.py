@@ -11,7 +11,7 @@ import torch
 from model.tokenizer import Vocabulary
 from tests.bundles import CORPUS, make_bundle
 from training.evaluate import onnx_session, predict_positive
-from training.self_training import pseudo_label
+from training.self_training import pseudo_label, rank_sets
 from training.train import hard_labels, summed_loss
 
 TEXTS = [f"{a} {b}" for a in CORPUS for b in CORPUS] * 3
@@ -56,6 +56,22 @@ def test_a_teacher_that_is_not_a_bundle_weighs_as_much_as_one(tmp_path) -> None:
         pseudo_label([folder], TEXTS, tokenizer.vocabulary, 0.5, 64, soft=True, others=[other[:3]])
     with pytest.raises(ValueError, match="no teacher given"):
         pseudo_label([], TEXTS, tokenizer.vocabulary, 0.5, 64)
+
+
+def test_sets_of_teachers_are_ranked_by_their_mean_up_to_the_whole_set() -> None:
+    labels = np.array([1, 1, 0, 0])
+    positive = {  # only the three together are right on all four reviews
+        "a": np.array([0.9, 0.2, 0.1, 0.3]),
+        "b": np.array([0.2, 0.9, 0.4, 0.8]),
+        "c": np.array([0.45, 0.6, 0.6, 0.1]),
+    }
+    ranked = rank_sets(positive, labels)
+    assert len(ranked) == 7 and ranked[0] == (1.0, ("a", "b", "c"))
+    assert all(accuracy < 1.0 for accuracy, _ in ranked[1:])
+    # among equals, the smaller set first: "a" alone and "a" + "b" both score 0.75
+    scores = [(accuracy, chosen) for accuracy, chosen in ranked if accuracy == 0.75]
+    assert scores[0] == (0.75, ("a",)) and ("a", "b") in [chosen for _, chosen in scores]
+    assert max(len(chosen) for _, chosen in rank_sets(positive, labels, max_size=2)) == 2
 
 
 def test_pseudo_labels_refuse_another_vocabulary(tmp_path) -> None:
