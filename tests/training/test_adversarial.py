@@ -184,7 +184,8 @@ RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0
 RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
 RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe7ad970"
 RUN_14_FINGERPRINT = "54bead43807522ff8c8fd3383ca9d91d759a98e364c9e99dbe8d5bc02c1d36d8"
-RUN_16_FINGERPRINT = "c5544337f9484dad35e3cc66664065267dbec104ade0e332923b8ea4bd2d45b5"  # configs/ngram_teacher.toml, not shipped
+# run 16 (configs/ngram_teacher.toml), made after run 15 and not shipped
+RUN_16_FINGERPRINT = "c5544337f9484dad35e3cc66664065267dbec104ade0e332923b8ea4bd2d45b5"
 
 
 @pytest.mark.parametrize(
