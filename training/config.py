@@ -103,6 +103,11 @@ class TrainConfig:
                 if not holds(value, bound):
                     raise ValueError(f"[train] {spec.name} must be {symbol} {bound:g}, got {value!r}")
 
+    @property
+    def moves_word_vectors(self) -> bool:
+        """Adversarial or virtual adversarial training is on: each batch takes extra passes."""
+        return self.adversarial_epsilon > 0 or self.vat_epsilon > 0
+
 
 # Fields added after bundles were made: a fingerprint counts them only when they differ from their
 # default (training.train), so the bundles made before them stay current, and spelling such a

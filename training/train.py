@@ -150,6 +150,7 @@ def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -
     if NGRAM_TEACHER in names:
         # fitted on the labelled training reviews only, before the unlabelled ones join them
         labelled = len(splits.train_tokens)
+        print(f"fitting the n-gram teacher on {labelled} training reviews", flush=True)
         teacher = NgramTeacher().fit(splits.train_tokens, splits.train[1][:labelled])
         unlabelled = splits.unlabelled_tokens or [tokenize(text) for text in splits.unlabelled_texts]
         others.append(teacher.positive(unlabelled))
@@ -266,7 +267,7 @@ def train_epoch(
         # DDP averages gradients over processes: scaled so the average is the global batch's mean
         scale = world.size / len(batch.labels)
         optimizer.zero_grad(set_to_none=True)
-        if epsilon > 0 or vat_epsilon > 0:
+        if config.train.moves_word_vectors:
             logits, summed, adversarial_loss, virtual_loss = adversarial.backward(
                 model,
                 token_ids,
@@ -353,7 +354,7 @@ def fit(
         raise ValueError(
             "--freeze-epochs is not supported under torchrun (DDP needs fixed trainable parameters)"
         )
-    if world.size > 1 and (config.train.adversarial_epsilon > 0 or config.train.vat_epsilon > 0):
+    if world.size > 1 and config.train.moves_word_vectors:
         raise ValueError(
             "--adversarial-epsilon and --vat-epsilon are not supported under torchrun: their passes "
             "call the network after its lookup, which the DDP wrapper does not synchronise"

@@ -262,3 +262,9 @@ def test_distillation_toml_starts_from_stage_one_and_names_existing_teachers() -
     recipe = readme[readme.index("## The shipped model") : readme.index("## Data")]
     for teacher in teachers:
         assert f"--output {teacher.removesuffix('/bundle')}" in recipe.replace("\\\n    ", "")
+
+
+def test_word_vector_perturbation_is_on_when_either_epsilon_is() -> None:
+    assert not load_run_config(None, {}).train.moves_word_vectors
+    assert load_run_config(None, {"train.adversarial_epsilon": 1.5}).train.moves_word_vectors
+    assert load_run_config(None, {"train.vat_epsilon": 1.5}).train.moves_word_vectors
