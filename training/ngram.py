@@ -47,7 +47,7 @@ class NgramTeacher:
 
     def __init__(self, max_n: int = 3, c: float = 1.0, alpha: float = 1.0) -> None:
         """``max_n``: longest n-gram; ``c``: inverse L2 strength; ``alpha``: the ratio's smoothing."""
-        self.max_n, self.c, self.alpha = max_n, c, alpha
+        self.alpha = alpha
         self.vectorizer = CountVectorizer(analyzer=partial(_ngrams, max_n=max_n), binary=True)
         self.ratio: np.ndarray | None = None
         self.classifier = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000)

@@ -50,7 +50,8 @@ def teacher_positive(
         load_card(bundle)
         if Tokenizer.load(bundle / TOKENIZER_FILE).vocabulary != vocabulary:
             raise ValueError(f"{bundle}: its vocabulary differs from this run's; teachers need the same one")
-    sequences = [Tokenizer(vocabulary).encode(text, max_tokens) for text in texts]
+    tokenizer = Tokenizer(vocabulary)
+    sequences = [tokenizer.encode(text, max_tokens) for text in texts]
     each = [predict_positive(onnx_session(bundle / ONNX_FILE, threads=2), sequences) for bundle in bundles]
     for other in others:
         if len(other) != len(texts):
