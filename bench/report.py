@@ -296,7 +296,9 @@ def _run(module: str, args: list[str], folder: Path) -> dict:
     out = folder / f"{module.rsplit('.', 1)[1]}.json"
     print(f"$ python -m {module} {' '.join(args)}", flush=True)
     subprocess.run([sys.executable, "-m", module, *args, "--json", str(out)], check=True)
-    return json.loads(out.read_text())
+    figures = json.loads(out.read_text())
+    figures.pop("commit", None)  # every script names its commit; the report names it once, in "machine"
+    return figures
 
 
 def main(argv: Sequence[str] | None = None) -> None:

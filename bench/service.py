@@ -195,7 +195,7 @@ def in_process_ms(bundle: Path, texts: Sequence[str], threads: int) -> list[floa
     return InProcess(bundle, threads).milliseconds(texts, warmup=20)
 
 
-def _one_client_beside(
+def one_client_beside(
     base: str, texts: list[str], reference: InProcess
 ) -> tuple[float, list[float], list[float]]:
     """One client's requests/s and latencies, and the in-process times of the same texts, taken
@@ -228,7 +228,7 @@ def measure_server(
             rows = []
             for count in clients:
                 if count == 1 and reference is not None:
-                    rps, latencies, result["in_process_ms"] = _one_client_beside(base, texts, reference)
+                    rps, latencies, result["in_process_ms"] = one_client_beside(base, texts, reference)
                 else:
                     rps, latencies = asyncio.run(load(base, texts, count))
                 p50, p99 = (1000 * float(np.percentile(latencies, q)) for q in (50, 99))

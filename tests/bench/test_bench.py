@@ -75,6 +75,22 @@ def test_int8_variant_is_timed_and_scored(tmp_path) -> None:
         assert 0 <= row["test_accuracy"] <= 1 and row["ms_1_thread"] > 0
 
 
+def test_report_runs_a_script_and_reads_its_figures_without_its_commit(tmp_path, monkeypatch) -> None:
+    """Every script's JSON names its commit (cli.publish); the report reads them into sections that
+    iterate over their rows, so the commit key must not reach them (it broke the int8 table)."""
+    import json
+    from pathlib import Path
+
+    rows = {"float32": {"ms_1_thread": 3.0}, "int8": {"ms_1_thread": 2.0}}
+
+    def fake_run(command, check):
+        assert command[1:3] == ["-m", "bench.quantized"] and check
+        Path(command[-1]).write_text(json.dumps({"commit": "abc1234", **rows}))
+
+    monkeypatch.setattr(report.subprocess, "run", fake_run)
+    assert report._run("bench.quantized", [], tmp_path) == rows
+
+
 def test_service_benchmark_and_report(tmp_path) -> None:
     bundle, _, _ = make_bundle(tmp_path / "b")
     results = service.benchmark(bundle, TEXTS, clients=(1, 4, 32))
@@ -91,6 +107,16 @@ def test_service_benchmark_and_report(tmp_path) -> None:
         "roofline": roofline.roofline(bundle, TEXTS, tokens=6, count=3),
         "engines": engines.compare_engines(bundle, TEXTS, single=4, batched=8),
         "training": {"tokens_per_second": 1000.0, "batches": 3},
+        "quantized": {
+            name: {
+                "ms_1_thread": 3.0,
+                "ms_2_thread": 2.0,
+                "validation_accuracy": 0.9,
+                "test_accuracy": 0.9,
+                "bytes": 10**7,
+            }
+            for name in ("float32", "int8")
+        },
     }
     rows = report.targets(combined)
     assert len(rows) == 7
@@ -98,6 +124,7 @@ def test_service_benchmark_and_report(tmp_path) -> None:
     assert throughput[3] == (results["throughput_gain"]["32"] >= 3)
     text = report.markdown(combined, "python -m bench.report")
     assert "| target | measured | absolute | met |" in text
+    assert "| int8 | 3.00 | 2.00 | 90.00 % | 90.00 % | 10.0 |" in text
     assert report.plots(combined, tmp_path) == ["bench_service.png", "bench_engines.png"]
     assert (tmp_path / "bench_service.png").stat().st_size > 0
 
@@ -223,7 +250,7 @@ def test_one_client_run_alternates_with_the_in_process_reference(monkeypatch) ->
 
     monkeypatch.setattr(service, "load", fake_load)
     texts = [f"review {i}" for i in range(10)]
-    rps, latencies, inproc = service._one_client_beside("http://x", texts, Reference())
+    rps, latencies, inproc = service.one_client_beside("http://x", texts, Reference())
     assert [kind for kind, _ in calls] == ["in process", "http"] * service.BLOCKS
     assert all(calls[i][1] == calls[i + 1][1] for i in range(0, len(calls), 2))  # same texts, side by side
     assert sorted(t for kind, block in calls if kind == "http" for t in block) == sorted(texts)
