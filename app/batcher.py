@@ -132,6 +132,8 @@ class DynamicBatcher:
         pending = [_Pending(sequence, loop.create_future(), model) for sequence in sequences]
         for item in pending:
             self._queue.put(item)
+        if len(pending) == 1:  # the common case: one text, no gather task around its future
+            return (await pending[0].future)[np.newaxis]
         return np.stack(await asyncio.gather(*(item.future for item in pending)))
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:

@@ -38,6 +38,17 @@ class PredictionResult:
     tokens: int
     truncated: bool
 
+    def as_dict(self) -> dict:
+        """The fields as a dict (a response's body). ``dataclasses.asdict`` gives the same but
+        deep-copies each value on the way, which costs a request tens of microseconds."""
+        return {
+            "label": self.label,
+            "score": self.score,
+            "probabilities": dict(self.probabilities),
+            "tokens": self.tokens,
+            "truncated": self.truncated,
+        }
+
 
 def make_prediction(probabilities: np.ndarray, encoded: Encoded) -> PredictionResult:
     """A :class:`PredictionResult` from one row of the graph's ``probabilities`` output."""

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 
 import numpy as np
 
@@ -149,7 +148,7 @@ class SentimentService:
                 probabilities = await asyncio.to_thread(self._timed_infer, sequences, model)
                 self.metrics.batch_size.observe(len(sequences))
         return [
-            {**asdict(make_prediction(row, item)), "model": model.ref}
+            {**make_prediction(row, item).as_dict(), "model": model.ref}
             for row, item in zip(probabilities, encoded, strict=True)
         ]
 
@@ -189,7 +188,7 @@ class SentimentService:
             result = await asyncio.to_thread(self.runtime.trace, text, cap)
         self.metrics.trace_seconds.observe(time.perf_counter() - started)
         self.metrics.tokens.observe(len(result["token_ids"]))
-        return {**result, "prediction": asdict(result["prediction"])}
+        return {**result, "prediction": result["prediction"].as_dict()}
 
     async def saliency(self, text: str, max_tokens: int | None) -> dict:
         """Running sentiment and occlusion saliency per token of ``text``."""

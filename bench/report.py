@@ -55,8 +55,10 @@ def machine() -> dict:
     }
 
 
-def targets(results: dict) -> list[tuple[str, str, str, bool]]:
-    """(target, measured, absolute figures, met) rows."""
+def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(target, measured, absolute figures, met) rows. ``met`` is None for the roofline when the
+    measured time beat the bound: the machine speeds measured then understate the machine, so
+    the ratio says nothing about how close to its limit the model runs."""
     engine_b1 = {r["threads"]: r for r in results["engines"]["rows"] if r["batch"] == 1}
     best_engine = min(engine_b1.values(), key=lambda r: r["ratio"])
     roof = {t: results["roofline"][f"threads_{t}"] for t in (1, 2)}
@@ -77,7 +79,7 @@ def targets(results: dict) -> list[tuple[str, str, str, bool]]:
             "model time ≤ 1.3 × roofline bound",
             " / ".join(f"{r['ratio']:.2f} ({t} thr.)" for t, r in roof.items()),
             " / ".join(f"{r['onnx_ms']:.2f} vs {r['bound_ms']:.2f} ms" for r in roof.values()),
-            best_roof[1]["ratio"] <= 1.3,
+            None if best_roof[1]["ratio"] < 1 else best_roof[1]["ratio"] <= 1.3,
         ),
         (
             "HTTP p50 ≤ 1.5 × in-process call, 1 client",
@@ -173,7 +175,8 @@ def markdown(results: dict, command: str) -> str:
         "| target | measured | absolute | met |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {t} | {v} | {a} | {'yes' if ok else '**no**'} |" for t, v, a, ok in targets(results)]
+    verdicts = {True: "yes", False: "**no**", None: "unknown: the bound was beaten, so it is no bound here"}
+    lines += [f"| {t} | {v} | {a} | {verdicts[ok]} |" for t, v, a, ok in targets(results)]
     roof = results["roofline"]
     flops = roof["flops"]
     lines += [
@@ -185,7 +188,9 @@ def markdown(results: dict, command: str) -> str:
         f"({flops['input_projection'] / 1e6:.1f} in the input "
         f"projections, one matmul per direction; {flops['recurrent'] / 1e6:.1f} in the recurrent steps, "
         "sequential matrix-vector products). Bound = projection FLOPs / matmul speed + recurrent FLOPs / "
-        "matvec speed (with 2 threads the two directions may each have a core). Measured on "
+        "matvec speed (with 2 threads the two directions may each have a core); the matvec speed "
+        "is the faster of numpy's BLAS and a plain C loop compiled here "
+        f"({roof.get('matvec_compiled_gflops') or 0:.1f} GFLOP/s, 1 thread). Measured on "
         f"{roof['reviews']} real test reviews cut to exactly {roof['tokens']} tokens (`python -m "
         "bench.roofline`).",
         "",

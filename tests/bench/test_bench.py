@@ -39,6 +39,32 @@ def test_machine_speeds_are_finite_and_positive() -> None:
     assert 0 < roofline.matvec_gflops(32, 8, threads=1, steps=50, repeats=2) < math.inf
 
 
+def test_compiled_matvec_computes_a_recurrent_step() -> None:
+    import numpy as np
+
+    run = roofline.compiled_matvec()
+    if run is None:
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(1)
+    weights = rng.standard_normal(
+        (6, 10), dtype=np.float32
+    )  # [cols, rows]: 6 inputs (4 + 2 left over), 10 outputs
+    x = rng.standard_normal(6, dtype=np.float32)
+    start = x.copy()
+    y = np.empty(10, dtype=np.float32)
+    assert run(weights, x, y, 1) > 0
+    np.testing.assert_allclose(y, weights.T @ start, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(x, np.where(y[:6] >= 0, 0.5, -0.5))  # the next step's input
+    run(weights, x, y, 1)
+    np.testing.assert_allclose(
+        y, weights.T @ np.where((weights.T @ start)[:6] >= 0, 0.5, -0.5), rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="float32"):
+        run(weights.astype(np.float64), x, y, 1)
+    with pytest.raises(ValueError, match="cols"):
+        roofline.compiled_matvec_gflops(3, 4)
+
+
 def test_roofline_ratio_is_measured_over_bound(tmp_path) -> None:
     bundle, _, _ = make_bundle(tmp_path / "b")
     results = roofline.roofline(bundle, TEXTS, tokens=6, count=5)
@@ -47,6 +73,10 @@ def test_roofline_ratio_is_measured_over_bound(tmp_path) -> None:
         row = results[f"threads_{threads}"]
         assert row["bound_ms"] > 0
         assert row["ratio"] == pytest.approx(row["onnx_ms"] / row["bound_ms"])
+        # the faster of numpy's BLAS and the compiled loop sets the bound
+        assert row["matvec_gflops"] == max(
+            row["matvec_blas_gflops"], results["matvec_compiled_gflops"] or 0.0
+        )
 
 
 def test_exact_length_sequences_keeps_only_long_enough_reviews(tmp_path) -> None:
@@ -125,6 +155,13 @@ def test_service_benchmark_and_report(tmp_path) -> None:
     text = report.markdown(combined, "python -m bench.report")
     assert "| target | measured | absolute | met |" in text
     assert "| int8 | 3.00 | 2.00 | 90.00 % | 90.00 % | 10.0 |" in text
+    for threads, ratio in ((1, 0.8), (2, 2.0)):  # a measured time under its bound: the bound was no bound
+        combined["roofline"][f"threads_{threads}"]["ratio"] = ratio
+    roof = next(r for r in report.targets(combined) if r[0].startswith("model time"))
+    assert roof[3] is None
+    assert "unknown: the bound was beaten" in report.markdown(combined, "python -m bench.report")
+    combined["roofline"]["threads_1"]["ratio"] = 1.2
+    assert next(r for r in report.targets(combined) if r[0].startswith("model time"))[3] is True
     assert report.plots(combined, tmp_path) == ["bench_service.png", "bench_engines.png"]
     assert (tmp_path / "bench_service.png").stat().st_size > 0
 
@@ -274,3 +311,49 @@ def test_published_figures_name_their_commit_and_uncommitted_changes(tmp_path, m
     assert cli.commit() == head + "+changes"
     monkeypatch.chdir(tmp_path)  # not a checkout
     assert cli.commit() == ""
+
+
+def test_bare_server_answers_like_the_service_without_the_app() -> None:
+    import asyncio
+
+    import httpx
+
+    from bench import bare
+
+    class Runtime:
+        def predict(self, texts):
+            from app.runtime import PredictionResult
+
+            return [
+                PredictionResult("negative", 0.2, {"negative": 0.8, "positive": 0.2}, 3, False) for _ in texts
+            ]
+
+    async def post(mode):
+        transport = httpx.ASGITransport(app=bare.make_app(Runtime(), mode))
+        async with httpx.AsyncClient(transport=transport, base_url="http://bare") as client:
+            ready = await client.get("/readyz")
+            answer = await client.post("/v1/predict", json={"text": "a dull film"})
+            return ready.status_code, answer.json()
+
+    for mode in ("inline", "thread"):
+        assert asyncio.run(post(mode)) == (
+            200,
+            {"label": "negative", "score": 0.2, "probabilities": {"negative": 0.8, "positive": 0.2}},
+        )
+    assert asyncio.run(post("echo"))[1] == bare.ECHO  # the model is not called
+    with pytest.raises(ValueError, match="mode"):
+        bare.make_app(Runtime(), "fast")
+
+
+def test_floor_serves_every_variant_beside_the_in_process_reference(tmp_path) -> None:
+    from bench import floor
+
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    results = floor.floor(bundle, TEXTS, rounds=1, threads=1)
+    (row,) = results["rounds"]
+    for name in floor.VARIANTS:
+        r = row[name]
+        assert r["ratio"] == pytest.approx(r["p50_ms"] / r["in_process_p50_ms"])
+        assert r["gain_32"] == pytest.approx(r["rps_32"] / r["single_rps"])
+    echo = row["bare, echo"]
+    assert row["http_alone_over_in_process"] == pytest.approx(echo["p50_ms"] / echo["in_process_p50_ms"])
