@@ -357,3 +357,20 @@ def test_floor_serves_every_variant_beside_the_in_process_reference(tmp_path) ->
         assert r["gain_32"] == pytest.approx(r["rps_32"] / r["single_rps"])
     echo = row["bare, echo"]
     assert row["http_alone_over_in_process"] == pytest.approx(echo["p50_ms"] / echo["in_process_p50_ms"])
+
+
+def test_batching_times_the_same_reviews_at_every_batch_size(tmp_path) -> None:
+    from bench import batching
+
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    results = batching.batching(bundle, TEXTS, sizes=(1, 4, 64))
+    assert results["reviews"] == len(TEXTS)
+    assert [(r["threads"], r["batch"]) for r in results["rows"]] == [
+        (t, b) for t in (1, 2) for b in (1, 4, 64)
+    ]
+    for r in results["rows"]:
+        assert r["wall_ms"] > 0 and r["cpu_ms"] > 0
+        first = next(x for x in results["rows"] if x["threads"] == r["threads"] and x["batch"] == 1)
+        assert r["cpu_vs_batch_1"] == pytest.approx(r["cpu_ms"] / first["cpu_ms"])
+    with pytest.raises(ValueError, match="first batch size"):
+        batching.batching(bundle, TEXTS, sizes=(8, 1))
