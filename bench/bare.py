@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
 
@@ -31,7 +31,14 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 MODES = ("inline", "thread", "echo")
 JSON_HEADERS = [(b"content-type", b"application/json")]
-ECHO = {"label": "positive", "score": 0.5, "probabilities": {"negative": 0.5, "positive": 0.5}}
+ECHO = {
+    "label": "positive",
+    "score": 0.5,
+    "probabilities": {"negative": 0.5, "positive": 0.5},
+    "tokens": 1,
+    "truncated": False,
+    "model": {"name": "echo", "version": "0"},
+}
 
 
 def make_app(runtime: ModelRuntime, mode: str) -> Callable[[dict, Receive, Send], Awaitable[None]]:
@@ -40,8 +47,8 @@ def make_app(runtime: ModelRuntime, mode: str) -> Callable[[dict, Receive, Send]
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
     def predict(text: str) -> dict:
-        result = runtime.predict([text])[0]
-        return {"label": result.label, "score": result.score, "probabilities": result.probabilities}
+        # the service's response fields, so both servers write and send the same amount
+        return {**runtime.predict([text])[0].as_dict(), "model": runtime.model.ref}
 
     async def app(scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan: nothing to start or stop
@@ -64,13 +71,16 @@ def make_app(runtime: ModelRuntime, mode: str) -> Callable[[dict, Receive, Send]
                 answer = ECHO
         else:
             answer = {"status": "ready"}
-        await send({"type": "http.response.start", "status": 200, "headers": JSON_HEADERS})
-        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+        payload = json.dumps(answer).encode()
+        # with a length uvicorn sends the body as is, as for the service's responses (not chunked)
+        headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """CLI: the bundle comes from ``SENTIMENT_MODEL_DIR`` and the threads from ``SENTIMENT_THREADS``,
     as for ``python -m app``."""
     parser = argparse.ArgumentParser(description="A bare ASGI server around ModelRuntime.predict.")

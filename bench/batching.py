@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import onnxruntime
+
 from bench import cli
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.inputs import pad_batch
@@ -24,7 +26,12 @@ from model.tokenizer import Tokenizer
 BATCH_SIZES = (1, 8, 32, 64)
 
 
-def per_review(session, sequences: Sequence[Sequence[int]], batch_size: int, repeats: int = 3) -> dict:
+def per_review(
+    session: onnxruntime.InferenceSession,
+    sequences: Sequence[Sequence[int]],
+    batch_size: int,
+    repeats: int = 3,
+) -> dict:
     """Wall and CPU milliseconds per review over ``sequences`` in order, ``batch_size`` per call;
     the repeat with the least wall time is kept."""
     feeds = []

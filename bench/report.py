@@ -55,6 +55,11 @@ def machine() -> dict:
     }
 
 
+def _gflops(speed: float | None) -> str:
+    """A speed for the page; None is a loop that could not be compiled on the machine."""
+    return "not compiled" if speed is None else f"{speed:.1f} GFLOP/s"
+
+
 def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     """(target, measured, absolute figures, met) rows. ``met`` is None for the roofline when the
     measured time beat the bound: the machine speeds measured then understate the machine, so
@@ -190,7 +195,7 @@ def markdown(results: dict, command: str) -> str:
         "sequential matrix-vector products). Bound = projection FLOPs / matmul speed + recurrent FLOPs / "
         "matvec speed (with 2 threads the two directions may each have a core); the matvec speed "
         "is the faster of numpy's BLAS and a plain C loop compiled here "
-        f"({roof.get('matvec_compiled_gflops') or 0:.1f} GFLOP/s, 1 thread). Measured on "
+        f"({_gflops(roof.get('matvec_compiled_gflops'))}, 1 thread). Measured on "
         f"{roof['reviews']} real test reviews cut to exactly {roof['tokens']} tokens (`python -m "
         "bench.roofline`).",
         "",

@@ -140,7 +140,7 @@ double matvec_seconds(const float *restrict w, float *restrict x, float *restric
             for (int i = 0; i < rows; i++) y[i] += c[i] * x[j];
         }
         /* the next step reads this one's output; a sign keeps it from decaying into slow denormals */
-        for (int j = 0; j < cols; j++) x[j] = y[j] >= 0.0f ? 0.5f : -0.5f;
+        for (int k = 0; k < cols; k++) x[k] = y[k] >= 0.0f ? 0.5f : -0.5f;
     }
     clock_gettime(CLOCK_MONOTONIC, &end);
     return (double)(end.tv_sec - start.tv_sec) + 1e-9 * (double)(end.tv_nsec - start.tv_nsec);
@@ -150,22 +150,23 @@ double matvec_seconds(const float *restrict w, float *restrict x, float *restric
 
 def compiled_matvec() -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], float] | None:
     """The C loop above, compiled here for this CPU (``cc -O3 -march=native``), or None when
-    there is no C compiler: ``run(weights [cols, rows], x [cols], y [rows], steps)`` does
-    ``steps`` recurrent steps in place and returns their seconds. Arrays are float32, contiguous,
-    and ``rows >= cols``."""
+    there is no C compiler or it cannot build the loop: ``run(weights [cols, rows], x [cols],
+    y [rows], steps)`` does ``steps`` recurrent steps in place and returns their seconds. Arrays
+    are float32, C-contiguous, ``x`` and ``y`` writable and apart (the C side declares them
+    ``restrict``), and ``rows >= cols``."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         return None
     with tempfile.TemporaryDirectory() as folder:
         source, library = Path(folder) / "matvec.c", Path(folder) / "matvec.so"
         source.write_text(_MATVEC_C)
-        subprocess.run(
-            [compiler, "-O3", "-march=native", "-shared", "-fPIC", str(source), "-o", str(library)],
-            check=True,
-        )
+        command = [compiler, "-O3", "-march=native", "-shared", "-fPIC", str(source), "-o", str(library)]
+        if subprocess.run(command, capture_output=True).returncode != 0:
+            return None  # e.g. a compiler that does not know -march=native: the bound uses BLAS alone
         kernel = ctypes.CDLL(str(library)).matvec_seconds  # the loaded library outlives its file
-    kernel.restype = ctypes.c_double
     pointer = ctypes.POINTER(ctypes.c_float)
+    kernel.argtypes = [pointer, pointer, pointer, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    kernel.restype = ctypes.c_double
 
     def run(weights: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int) -> float:
         cols, rows = weights.shape
@@ -176,10 +177,23 @@ def compiled_matvec() -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], flo
         for array in (weights, x, y):
             if array.dtype != np.float32 or not array.flags.c_contiguous:
                 raise ValueError("float32, C-contiguous arrays only")
+        if not (x.flags.writeable and y.flags.writeable) or np.shares_memory(x, y):
+            raise ValueError("x and y must be writable and must not overlap")
         data = [array.ctypes.data_as(pointer) for array in (weights, x, y)]
-        return kernel(*data, rows, cols, steps)
+        return kernel(*data, rows, cols, int(steps))
 
     return run
+
+
+def _aligned(values: np.ndarray, alignment: int = 64) -> np.ndarray:
+    """A copy of ``values`` whose data starts on an ``alignment``-byte boundary (a cache line, and
+    a 512-bit vector): numpy only promises 16 bytes, and a vector load that straddles two lines
+    costs more, which made the loop's speed differ from one allocation to the next."""
+    raw = np.empty(values.nbytes + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    aligned = raw[start : start + values.nbytes].view(values.dtype).reshape(values.shape)
+    aligned[...] = values
+    return aligned
 
 
 def compiled_matvec_gflops(rows: int, cols: int, steps: int = 2000, repeats: int = 7) -> float | None:
@@ -197,9 +211,9 @@ def compiled_matvec_gflops(rows: int, cols: int, steps: int = 2000, repeats: int
     if run is None:
         return None
     rng = np.random.default_rng(0)
-    weights = rng.standard_normal((cols, rows), dtype=np.float32)
-    x = rng.standard_normal(cols, dtype=np.float32)
-    y = np.empty(rows, dtype=np.float32)
+    weights = _aligned(rng.standard_normal((cols, rows), dtype=np.float32))
+    x = _aligned(rng.standard_normal(cols, dtype=np.float32))
+    y = _aligned(np.zeros(rows, dtype=np.float32))
     run(weights, x, y, steps)  # caches
     seconds = min(run(weights, x, y, steps) for _ in range(repeats))
     return 2 * rows * cols * steps / seconds / 1e9
@@ -276,12 +290,14 @@ def print_roofline(results: dict) -> None:
         "projection, "
         f"{flops['recurrent'] / 1e6:.1f} recurrent)"
     )
+    speed = results["matvec_compiled_gflops"]
+    compiled = "not compiled" if speed is None else f"{speed:.1f}"
     for threads in (1, 2):
         r = results[f"threads_{threads}"]
         print(
             f"  {threads} thread(s): matmul {r['matmul_gflops']:.1f} GFLOP/s, matvec "
             f"{r['matvec_gflops']:.1f} GFLOP/s (numpy's BLAS {r['matvec_blas_gflops']:.1f}, compiled loop "
-            f"{results['matvec_compiled_gflops'] or 0:.1f}) "
+            f"{compiled}) "
             f"-> bound {r['bound_ms']:.2f} ms; onnxruntime {r['onnx_ms']:.2f} ms "
             f"({r['onnx_gflops']:.1f} GFLOP/s) = {r['ratio']:.2f}x the bound"
         )

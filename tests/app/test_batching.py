@@ -145,3 +145,35 @@ def test_a_second_start_is_refused() -> None:
         return "started twice"
 
     assert asyncio.run(scenario()) == "refused"
+
+
+def test_a_timed_out_single_text_is_skipped_and_the_next_is_answered() -> None:
+    """One text awaits its future directly (no gather): cancelling the request must still cancel
+    the future, so the worker skips it instead of running it for nobody."""
+    import threading
+
+    release = threading.Event()
+    seen: list[list[int]] = []
+
+    def infer(sequences, model=None):
+        seen.extend(sequences)
+        release.wait(5)  # the first batch holds the worker while the second request times out
+        return np.array([[0.25, 0.75]] * len(sequences))
+
+    async def scenario():
+        batcher = DynamicBatcher(infer, max_batch_size=1, max_wait_s=0)
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit([[1]]))
+        await asyncio.sleep(0.05)  # the worker is inside infer with [1]
+        try:
+            await asyncio.wait_for(batcher.submit([[2]]), 0.05)
+        except TimeoutError:
+            timed_out = True
+        release.set()
+        answers = await first, await batcher.submit([[3]])
+        await batcher.stop()
+        return timed_out, answers
+
+    timed_out, (first, third) = asyncio.run(scenario())
+    assert timed_out and first.shape == third.shape == (1, 2)
+    assert seen == [[1], [3]]  # [2] was never run

@@ -315,15 +315,20 @@ def test_published_figures_name_their_commit_and_uncommitted_changes(tmp_path, m
 
 def test_bare_server_answers_like_the_service_without_the_app() -> None:
     import asyncio
+    from types import SimpleNamespace
 
     import httpx
 
     from bench import bare
 
     class Runtime:
+        calls = 0
+        model = SimpleNamespace(ref={"name": "m", "version": "1"})  # stands for LoadedModel
+
         def predict(self, texts):
             from app.runtime import PredictionResult
 
+            Runtime.calls += 1
             return [
                 PredictionResult("negative", 0.2, {"negative": 0.8, "positive": 0.2}, 3, False) for _ in texts
             ]
@@ -335,12 +340,19 @@ def test_bare_server_answers_like_the_service_without_the_app() -> None:
             answer = await client.post("/v1/predict", json={"text": "a dull film"})
             return ready.status_code, answer.json()
 
+    expected = {
+        "label": "negative",
+        "score": 0.2,
+        "probabilities": {"negative": 0.8, "positive": 0.2},
+        "tokens": 3,
+        "truncated": False,
+        "model": {"name": "m", "version": "1"},
+    }
     for mode in ("inline", "thread"):
-        assert asyncio.run(post(mode)) == (
-            200,
-            {"label": "negative", "score": 0.2, "probabilities": {"negative": 0.8, "positive": 0.2}},
-        )
-    assert asyncio.run(post("echo"))[1] == bare.ECHO  # the model is not called
+        assert asyncio.run(post(mode)) == (200, expected)
+    assert Runtime.calls == 2
+    assert asyncio.run(post("echo"))[1] == bare.ECHO
+    assert Runtime.calls == 2  # the echo never ran the model
     with pytest.raises(ValueError, match="mode"):
         bare.make_app(Runtime(), "fast")
 
