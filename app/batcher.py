@@ -133,7 +133,7 @@ class DynamicBatcher:
         for item in pending:
             self._queue.put(item)
         if len(pending) == 1:  # the common case: one text, no gather task around its future
-            # a read-only view of its batch's row (np.stack below copies): callers only read it
+            # a view of its batch's row, where np.stack below copies: callers only read it
             return (await pending[0].future)[np.newaxis]
         return np.stack(await asyncio.gather(*(item.future for item in pending)))
 
