@@ -59,7 +59,8 @@ class TrainConfig:
     init_from: str = _opt(
         "",
         "checkpoint (.pt) to start from: a classifier's (same model config) or a language model's "
-        "from training.pretrain (its embedding and encoder)",
+        "from training.pretrain (its embedding and encoder); or a model bundle folder (same "
+        "vocabulary and model config), such as models/default, whose ONNX graph holds the weights",
     )
     pseudo_labels: str = _opt(
         "",

@@ -213,7 +213,7 @@ def load_pretrained(model: nn.Module, saved: dict, tokenizer: Tokenizer, path: s
 
 def pretraining_summary(path: str) -> dict | None:
     """What the model card says of the language model a run started from (None if it did not)."""
-    if not path:
+    if not path or Path(path).is_dir():  # no start, or a model bundle's (not a language model)
         return None
     saved = torch.load(path, weights_only=False)
     if saved.get("kind") != LM_KIND:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.bundle import CARD_FILE, ONNX_FILE
+from model.bundle import CARD_FILE, ONNX_FILE, TOKENIZER_FILE
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
@@ -44,6 +44,7 @@ from training.data import (
     take_per_label,
 )
 from training.distributed import SINGLE, World, close_world, init_world
+from training.export import model_from_onnx
 from training.pretrain import LM_KIND, load_pretrained, pretraining_summary
 
 
@@ -415,6 +416,23 @@ def parity_sample(sequences: Sequence[Sequence[int]], count: int = 48) -> list[S
     return chosen
 
 
+def model_from_bundle(folder: Path, model_config: ModelConfig, tokenizer: Tokenizer) -> SentimentClassifier:
+    """The network of a bundle's ``model.onnx``, to train on from where it stopped.
+
+    A bundle carries no checkpoint, and a new machine has only the bundles that were committed
+    (the shipped model among them); its graph holds every weight and its model config. Its
+    vocabulary and network must be this run's: token ids mean nothing to another vocabulary.
+    """
+    if Tokenizer.load(folder / TOKENIZER_FILE).vocabulary.itos != tokenizer.vocabulary.itos:
+        raise ValueError(f"{folder}: its vocabulary differs from this run's (data, vocab_size, min_count)")
+    model = model_from_onnx(folder / ONNX_FILE)
+    if model.config != model_config:
+        raise ValueError(
+            f"{folder}: its model config differs from this run's ({model.config} vs {model_config})"
+        )
+    return model.train()
+
+
 def build_model(
     config: RunConfig, tokenizer: Tokenizer, splits: Splits, world: World = SINGLE
 ) -> tuple[SentimentClassifier, str]:
@@ -424,6 +442,9 @@ def build_model(
     """
     model_config = config.model_config(len(tokenizer.vocabulary))
     model = SentimentClassifier(model_config)
+    if config.train.init_from and Path(config.train.init_from).is_dir():
+        bundle = Path(config.train.init_from)
+        return model_from_bundle(bundle, model_config, tokenizer), f"from the bundle {bundle}"
     if config.train.init_from:
         start = torch.load(config.train.init_from, weights_only=False)
         if start.get("kind") == LM_KIND:

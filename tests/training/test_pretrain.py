@@ -14,7 +14,7 @@ from model.tokenizer import Tokenizer, Vocabulary
 from tests.training.synthetic import SMALL, VOCAB, random_splits
 from training import pretrain, train
 from training.config import load_run_config
-from training.pretrain import LanguageModel, adaptive_cutoffs
+from training.pretrain import LanguageModel, adaptive_cutoffs, pretraining_summary
 
 
 def _tiny_lm(cell: str, bidirectional: bool = True) -> LanguageModel:
@@ -154,3 +154,23 @@ def test_a_checkpoint_from_before_a_model_field_existed_is_a_valid_start(tmp_pat
     started, note = train.build_model(start, tokenizer, splits=None)
     assert note == f"from {tmp_path / 'old.pt'}"
     assert torch.equal(started.head.weight, model.head.weight)
+
+
+def test_a_model_bundle_is_a_valid_start_with_its_vocabulary_and_network(tmp_path) -> None:
+    """A new machine has only the committed bundles: training goes on from a bundle's ONNX weights."""
+    from tests.bundles import make_bundle
+
+    bundle, shipped, tokenizer = make_bundle(tmp_path / "bundle")
+    same = {"model.embed_dim": 8, "model.hidden_size": 6, "train.init_from": str(bundle)}
+    started, note = train.build_model(load_run_config(None, same), tokenizer, splits=None)
+    assert note == f"from the bundle {bundle}" and started.training
+    for name, value in shipped.state_dict().items():
+        assert torch.allclose(started.state_dict()[name], value), name
+    assert pretraining_summary(str(bundle)) is None  # a bundle is no language model
+
+    other_words = Tokenizer(Vocabulary.build([["good", "bad", "film"]], max_size=10))
+    with pytest.raises(ValueError, match="vocabulary differs"):
+        train.build_model(load_run_config(None, same), other_words, splits=None)
+    wider = {**same, "model.hidden_size": 8}
+    with pytest.raises(ValueError, match="model config differs"):
+        train.build_model(load_run_config(None, wider), tokenizer, splits=None)
