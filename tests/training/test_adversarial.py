@@ -186,6 +186,8 @@ RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe
 RUN_14_FINGERPRINT = "54bead43807522ff8c8fd3383ca9d91d759a98e364c9e99dbe8d5bc02c1d36d8"
 # run 16 (configs/ngram_teacher.toml), made after run 15 and not shipped
 RUN_16_FINGERPRINT = "c5544337f9484dad35e3cc66664065267dbec104ade0e332923b8ea4bd2d45b5"
+# run 17 (configs/from_shipped.toml), from the shipped bundle, not shipped
+RUN_17_FINGERPRINT = "874c4e8b459a80df1738cd8761ee4fe19f0b7c8607b58a149191f5658edb866c"
 
 
 @pytest.mark.parametrize(
@@ -198,6 +200,7 @@ RUN_16_FINGERPRINT = "c5544337f9484dad35e3cc66664065267dbec104ade0e332923b8ea4bd
         ("round3.toml", {}, RUN_14_FINGERPRINT),
         ("vat.toml", {}, None),  # the shipped bundle, run 15 (README recipe, step 13)
         ("ngram_teacher.toml", {}, RUN_16_FINGERPRINT),
+        ("from_shipped.toml", {}, RUN_17_FINGERPRINT),
     ],
 )
 def test_fingerprints_of_the_distillation_recipes(
