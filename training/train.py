@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.bundle import CARD_FILE, ONNX_FILE, TOKENIZER_FILE
+from model.bundle import CARD_FILE, ONNX_FILE, TOKENIZER_FILE, load_card
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
@@ -444,7 +444,11 @@ def build_model(
     model = SentimentClassifier(model_config)
     if config.train.init_from and Path(config.train.init_from).is_dir():
         bundle = Path(config.train.init_from)
-        return model_from_bundle(bundle, model_config, tokenizer), f"from the bundle {bundle}"
+        # the version too: a folder such as models/default holds another model once one is shipped
+        version = load_card(bundle).get("version", "of no version")
+        return model_from_bundle(
+            bundle, model_config, tokenizer
+        ), f"from the bundle {bundle}, version {version}"
     if config.train.init_from:
         start = torch.load(config.train.init_from, weights_only=False)
         if start.get("kind") == LM_KIND:

@@ -163,7 +163,7 @@ def test_a_model_bundle_is_a_valid_start_with_its_vocabulary_and_network(tmp_pat
     bundle, shipped, tokenizer = make_bundle(tmp_path / "bundle")
     same = {"model.embed_dim": 8, "model.hidden_size": 6, "train.init_from": str(bundle)}
     started, note = train.build_model(load_run_config(None, same), tokenizer, splits=None)
-    assert note == f"from the bundle {bundle}" and started.training
+    assert note == f"from the bundle {bundle}, version test" and started.training
     for name, value in shipped.state_dict().items():
         assert torch.allclose(started.state_dict()[name], value), name
     assert pretraining_summary(str(bundle)) is None  # a bundle is no language model
