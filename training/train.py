@@ -446,9 +446,8 @@ def build_model(
         bundle = Path(config.train.init_from)
         # the version too: a folder such as models/default holds another model once one is shipped
         version = load_card(bundle).get("version", "of no version")
-        return model_from_bundle(
-            bundle, model_config, tokenizer
-        ), f"from the bundle {bundle}, version {version}"
+        started = model_from_bundle(bundle, model_config, tokenizer)
+        return started, f"from the bundle {bundle}, version {version}"
     if config.train.init_from:
         start = torch.load(config.train.init_from, weights_only=False)
         if start.get("kind") == LM_KIND:
