@@ -19,9 +19,8 @@ from pathlib import Path
 import onnxruntime
 
 from bench import cli
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
+from model.bundle import ONNX_FILE, onnx_session
 from model.inputs import pad_batch
-from model.tokenizer import Tokenizer
 
 BATCH_SIZES = (1, 8, 32, 64)
 
@@ -55,9 +54,7 @@ def batching(bundle: Path, texts: Sequence[str], sizes: Sequence[int] = BATCH_SI
     against one review per call."""
     if not sizes or sizes[0] != 1:
         raise ValueError(f"the first batch size must be 1 (the others are compared with it), got {sizes}")
-    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
-    cut = load_card(bundle)["max_tokens"]  # as the service reads them
-    sequences = sorted((tokenizer.encode(text, cut) for text in texts), key=len)
+    sequences = sorted(cli.token_ids(bundle, texts), key=len)
     lengths = [len(s) for s in sequences]
     results: dict = {"reviews": len(sequences), "mean_tokens": sum(lengths) / len(lengths), "rows": []}
     for threads in (1, 2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -26,6 +26,17 @@ def review_texts(data: str | None, count: int) -> list[str]:
     from training.data import load_imdb  # here, so that importing this module stays light
 
     return [review.text for review in random.Random(0).sample(load_imdb(data).test, count)]
+
+
+def token_ids(bundle: Path, texts: Sequence[str]) -> list[list[int]]:
+    """Each text's token ids as the service reads them: the bundle's tokenizer, cut at its card's
+    ``max_tokens``."""
+    from model.bundle import TOKENIZER_FILE, load_card
+    from model.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
+    cut = load_card(bundle)["max_tokens"]
+    return [tokenizer.encode(text, cut) for text in texts]
 
 
 def commit() -> str:

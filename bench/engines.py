@@ -20,9 +20,8 @@ import numpy as np
 import torch
 
 from bench import cli
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
+from model.bundle import ONNX_FILE, onnx_session
 from model.inputs import pad_batch
-from model.tokenizer import Tokenizer
 from training.export import model_from_onnx
 
 
@@ -62,10 +61,7 @@ def _time(run, sequences: Sequence[Sequence[int]], batch_size: int) -> float:
 
 def compare_engines(bundle: Path, texts: Sequence[str], single: int = 200, batched: int = 512) -> dict:
     """Per-review milliseconds of both engines, batch 1 and 64, 1 and 2 threads, and their ratios."""
-    card = load_card(bundle)
-    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
-    sequences = [tokenizer.encode(text, card["max_tokens"]) for text in texts]
-    sequences = [s for s in sequences if s]
+    sequences = [s for s in cli.token_ids(bundle, texts) if s]
     model = model_from_onnx(bundle / ONNX_FILE).eval()
     check_ids, check_lengths = pad_batch(sequences[:64])
     reference = _onnx_runner(onnx_session(bundle / ONNX_FILE, 2))(check_ids, check_lengths)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bench import cli
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
+from model.bundle import ONNX_FILE
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
 from training.config import load_run_config
@@ -56,10 +56,8 @@ def training_throughput(config_path: Path, reviews, batches: int) -> dict:
 
 def inference_times(bundle: Path, reviews, count: int, threads: int) -> dict:
     """onnxruntime milliseconds per review: one at a time (median) and batched by 64."""
-    card = load_card(bundle)
-    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
     session = onnx_session(bundle / ONNX_FILE, threads)
-    sequences = [tokenizer.encode(r.text, card["max_tokens"]) for r in reviews[:count]]
+    sequences = cli.token_ids(bundle, [r.text for r in reviews[:count]])
     return time_sequences(session, sequences)
 
 

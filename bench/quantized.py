@@ -22,9 +22,8 @@ import numpy as np
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from bench import cli
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
+from model.bundle import ONNX_FILE, load_card, onnx_session
 from model.inputs import pad_batch
-from model.tokenizer import Tokenizer
 from training.evaluate import predict_positive
 
 
@@ -46,11 +45,9 @@ def _single_ms(session, sequences: Sequence[Sequence[int]]) -> float:
 
 def compare(bundle: Path, validation, test, timed: int = 200) -> dict:
     """Per-review time and accuracy of the float32 graph and its int8 variant."""
-    card = load_card(bundle)
-    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
     splits = {
         name: (
-            [tokenizer.encode(r.text, card["max_tokens"]) for r in reviews],
+            cli.token_ids(bundle, [r.text for r in reviews]),
             np.array([r.label for r in reviews]),
         )
         for name, reviews in (("validation", validation), ("test", test))

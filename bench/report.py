@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from bench import cli
+from bench import cli, roofline
 
 # measured by docker/e2e.sh (it prints `docker image` sizes), not by this script: no engine here
 API_IMAGE_MB = 383
@@ -53,11 +53,6 @@ def machine() -> dict:
         "commit": cli.commit(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def _gflops(speed: float | None) -> str:
-    """A speed for the page; None is a loop that could not be compiled on the machine."""
-    return "not compiled" if speed is None else f"{speed:.1f} GFLOP/s"
 
 
 def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -195,7 +190,7 @@ def markdown(results: dict, command: str) -> str:
         "sequential matrix-vector products). Bound = projection FLOPs / matmul speed + recurrent FLOPs / "
         "matvec speed (with 2 threads the two directions may each have a core); the matvec speed "
         "is the faster of numpy's BLAS and a plain C loop compiled here "
-        f"({_gflops(roof.get('matvec_compiled_gflops'))}, 1 thread). Measured on "
+        f"({roofline.compiled_speed(roof.get('matvec_compiled_gflops'))}, 1 thread). Measured on "
         f"{roof['reviews']} real test reviews cut to exactly {roof['tokens']} tokens (`python -m "
         "bench.roofline`).",
         "",

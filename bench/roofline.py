@@ -219,6 +219,11 @@ def compiled_matvec_gflops(rows: int, cols: int, steps: int = 2000, repeats: int
     return 2 * rows * cols * steps / seconds / 1e9
 
 
+def compiled_speed(speed: float | None) -> str:
+    """:func:`compiled_matvec_gflops`' figure for a page; None is a loop that could not be compiled."""
+    return "not compiled" if speed is None else f"{speed:.1f} GFLOP/s"
+
+
 def exact_length_sequences(
     tokenizer: Tokenizer, texts: Sequence[str], tokens: int, count: int
 ) -> list[list[int]]:
@@ -290,8 +295,7 @@ def print_roofline(results: dict) -> None:
         "projection, "
         f"{flops['recurrent'] / 1e6:.1f} recurrent)"
     )
-    speed = results["matvec_compiled_gflops"]
-    compiled = "not compiled" if speed is None else f"{speed:.1f}"
+    compiled = compiled_speed(results["matvec_compiled_gflops"])
     for threads in (1, 2):
         r = results[f"threads_{threads}"]
         print(

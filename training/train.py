@@ -423,7 +423,7 @@ def model_from_bundle(folder: Path, model_config: ModelConfig, tokenizer: Tokeni
     (the shipped model among them); its graph holds every weight and its model config. Its
     vocabulary and network must be this run's: token ids mean nothing to another vocabulary.
     """
-    if Tokenizer.load(folder / TOKENIZER_FILE).vocabulary.itos != tokenizer.vocabulary.itos:
+    if Tokenizer.load(folder / TOKENIZER_FILE).vocabulary != tokenizer.vocabulary:
         raise ValueError(f"{folder}: its vocabulary differs from this run's (data, vocab_size, min_count)")
     model = model_from_onnx(folder / ONNX_FILE)
     if model.config != model_config:
