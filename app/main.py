@@ -12,12 +12,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from app.api import admin, health, pages, v1, v2
 from app.errors import BundleError, install_handlers
 from app.limits import BodySizeLimit, InFlightLimit, RateLimit
-from app.metrics import ModelMetrics
+from app.metrics import HttpMetrics, ModelMetrics
 from app.runtime import ModelRuntime
 from app.service import SentimentService
 from app.settings import Settings
@@ -60,7 +59,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     # Middleware runs outermost-last-added. Cheapest refusals first, before any body is read:
     # CORS preflights, the in-flight cap, the per-client rate limit, then the body size.
-    # All are added before the instrumentator, so their 4xx answers are counted in its metrics.
+    # All are added before the HTTP metrics, so their 4xx answers are counted there.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
         app.add_middleware(
@@ -78,9 +77,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-api-key"],
         )
-    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, include_in_schema=False
-    )
+    app.add_middleware(HttpMetrics, registry=registry)
     return app
 
 

@@ -1,14 +1,19 @@
-"""Prometheus metrics of the model itself (HTTP request metrics come from the instrumentator)."""
+"""Prometheus metrics: the model's own (:class:`ModelMetrics`) and HTTP requests' (:class:`HttpMetrics`)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class ModelMetrics:
     """Inference latency, batch sizes, tokens per text and model info, in one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.inference_seconds = Histogram(
             "sentiment_inference_seconds",
             "Time of one onnxruntime call.",
@@ -46,3 +51,136 @@ class ModelMetrics:
             ["reason"],
             registry=registry,
         )
+
+
+# The instrumentator's default metrics, by the same names, labels and buckets, so dashboards
+# and alerts written for it keep working (docs/levers.md says why it was replaced).
+# fmt: off
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5,
+                   7.5, 10, 30, 60)
+# fmt: on
+
+
+class HttpMetrics:
+    """Pure ASGI middleware: request counts, sizes and latencies by route template.
+
+    It reads the route FastAPI matched from the scope after the app ran, and keeps each label
+    combination's metric children in a dict: one lookup per request. prometheus-fastapi-instrumentator,
+    which this replaces, matched the path against every route again and looked up five labelled
+    children on every request (docs/levers.md). Only a request that reached no route (a 404,
+    a static file, or one refused by a limit before routing) is matched here.
+    """
+
+    def __init__(
+        self, app: ASGIApp, registry: CollectorRegistry, excluded: tuple[str, ...] = ("/metrics",)
+    ) -> None:
+        self.app = app
+        self.excluded = excluded
+        self.requests = Counter(
+            "http_requests_total",
+            "Total number of requests by method, status and handler.",
+            ["method", "status", "handler"],
+            registry=registry,
+        )
+        self.request_size = Summary(
+            "http_request_size_bytes",
+            "Content length of incoming requests by handler.",
+            ["handler"],
+            registry=registry,
+        )
+        self.response_size = Summary(
+            "http_response_size_bytes",
+            "Content length of outgoing responses by handler.",
+            ["handler"],
+            registry=registry,
+        )
+        self.latency_highr = Histogram(
+            "http_request_duration_highr_seconds",
+            "Latency with many buckets but no API specific labels.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Latency with only few buckets by handler.",
+            ["method", "handler"],
+            buckets=(0.1, 0.5, 1),
+            registry=registry,
+        )
+        self._children: dict[tuple[str, str, str], tuple] = {}
+        self._routes: list[BaseRoute] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, response_size = 500, 0
+        root_path = scope.get("root_path", "")  # a mount changes it in place
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status, response_size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_size = _content_length(message["headers"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route") or self._match({**scope, "root_path": root_path})
+            self._observe(scope, route, status, response_size, seconds)
+
+    def _observe(
+        self, scope: Scope, route: BaseRoute | None, status: int, response_size: int, seconds: float
+    ) -> None:
+        # paths that match no route share one label, so a scan of random paths cannot grow
+        # the metrics without bound
+        handler = getattr(route, "path", None) or "none"
+        key = (scope["method"], f"{str(status)[0]}xx", handler)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(*key),
+                self.request_size.labels(handler),
+                self.response_size.labels(handler),
+                self.latency.labels(key[0], handler),
+            )
+        requests, request_size, response_size_summary, latency = children
+        requests.inc()
+        request_size.observe(_content_length(scope["headers"]))
+        response_size_summary.observe(response_size)
+        self.latency_highr.observe(seconds)
+        latency.observe(seconds)
+
+    def _match(self, scope: Scope) -> BaseRoute | None:
+        """The route (or mount) that ``scope`` matches in its app, chosen as the router chooses."""
+        if "app" not in scope:
+            return None
+        if self._routes is None:
+            self._routes = api_routes(scope["app"].router.routes)
+        partial = None
+        for route in self._routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return route
+            if match is Match.PARTIAL and partial is None:
+                partial = route
+        return partial
+
+
+def api_routes(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Every route and mount, with those of included routers (which this FastAPI keeps as wrappers)."""
+    found = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        found += api_routes(included.routes) if included is not None else [route]
+    return found
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0

@@ -39,10 +39,18 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def measure(
-    bundle: Path, texts: list[str], module: str, flags: Sequence[str], reference: InProcess, threads: int
+    bundle: Path,
+    texts: list[str],
+    module: str,
+    flags: Sequence[str],
+    reference: InProcess,
+    threads: int,
+    source: Path | None = None,
 ) -> dict:
-    """One server's one-client p50 beside the in-process p50, and its 32-client requests/s."""
-    with serving(bundle, {"SENTIMENT_THREADS": str(threads)}, flags, module=module) as (_, base, _):
+    """One server's one-client p50 beside the in-process p50, and its 32-client requests/s;
+    ``source``: the checkout whose code serves (default: this one)."""
+    env = {"SENTIMENT_THREADS": str(threads)}
+    with serving(bundle, env, flags, module=module, source=source) as (_, base, _):
         asyncio.run(load(base, texts[:32], 4))  # warm-up: connections, caches, thread pools
         single_rps, latencies, inproc = one_client_beside(base, texts, reference)
         rps_32, _ = asyncio.run(load(base, texts, 32))

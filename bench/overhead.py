@@ -13,8 +13,8 @@ With ``--data`` (or ``$IMDB_DATA``), it also starts ``python -m app`` and sends 
 reviews from one client over loopback, then splits the mean request by the server's own
 Prometheus metrics (their sums and counts before and after):
 
-* outside the app: what the client measured beyond the instrumentator's handler time, i.e. the
-  client, loopback, uvicorn's HTTP parsing and the middleware outside the instrumentator;
+* outside the app: what the client measured beyond the HTTP metrics' handler time, i.e. the
+  client, loopback, uvicorn's HTTP parsing and Starlette's error middleware outside them;
 * the app: the handler time beyond inference (middleware, body parsing, dependencies,
   tokenising, batcher and thread hop, response);
 * onnxruntime (``sentiment_inference_seconds``).

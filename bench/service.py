@@ -60,14 +60,16 @@ def start_server(
     flags: Sequence[str] = (),
     output: IO | None = None,
     module: str = "app",
+    source: Path | None = None,
 ) -> tuple[subprocess.Popen, str, float]:
     """A server process, its base URL, and seconds from launch until ``/readyz`` answered 200.
 
-    ``python -m {module}`` takes ``python -m app``'s flags. The server logs at ``--log-level
-    info`` into ``output`` when given, else at ``warning`` to ours.
+    ``python -m {module}`` takes ``python -m app``'s flags; it runs the code in ``source`` (a
+    checkout of this repository) when given, else ours. The server logs at ``--log-level info``
+    into ``output`` when given, else at ``warning`` to ours.
     """
     port = free_port()
-    environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(bundle), **(env or {})}
+    environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(Path(bundle).resolve()), **(env or {})}
     started = time.perf_counter()
     level = "info" if output else "warning"
     process = subprocess.Popen(
@@ -75,6 +77,7 @@ def start_server(
         env=environment,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,
+        cwd=source,  # ``-m`` imports from the working folder first
     )
     base = f"http://127.0.0.1:{port}"
     probe = socket.create_connection
@@ -100,9 +103,10 @@ def serving(
     flags: Sequence[str] = (),
     output: IO | None = None,
     module: str = "app",
+    source: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen, str, float]]:
     """:func:`start_server` for the ``with`` block; the server is stopped when it ends."""
-    process, base, ready_s = start_server(bundle, env, flags, output, module)
+    process, base, ready_s = start_server(bundle, env, flags, output, module, source)
     try:
         yield process, base, ready_s
     finally:

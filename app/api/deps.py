@@ -1,8 +1,9 @@
-"""Dependencies shared by the routes.
+"""Dependencies shared by the routes: the service, and the service behind an API-key check.
 
-They are coroutines although none of them awaits: FastAPI runs a plain ``def`` dependency in
-its thread pool, a thread hop per dependency per request (see docs/levers.md), and these are a
-few attribute reads.
+Each route takes one of these: a guarded route's check and its service are one dependency,
+because FastAPI resolves every dependency node on every request and a prediction's budget is
+a few milliseconds (docs/levers.md). They are coroutines although none of them awaits: FastAPI
+runs a plain ``def`` dependency in its thread pool, a thread hop per request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fastapi import Depends, Header, Request
 
 from app.errors import Disabled, Unauthorized
 from app.service import SentimentService
+
+KeyHeader = Annotated[str | None, Header()]
 
 
 async def get_service(request: Request) -> SentimentService:
@@ -36,28 +39,34 @@ def check_api_key(service: SentimentService, sent_key: str | None) -> None:
         raise Unauthorized("a valid X-API-Key header is required")
 
 
-async def require_api_key(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    """When an API key is configured, the request must carry it in ``X-API-Key``."""
+async def keyed_service(request: Request, x_api_key: KeyHeader = None) -> SentimentService:
+    """The service, when no API key is configured or the request carries it in ``X-API-Key``."""
+    service = request.app.state.service
     check_api_key(service, x_api_key)
+    return service
 
 
-ApiKey = Annotated[None, Depends(require_api_key)]
+KeyedService = Annotated[SentimentService, Depends(keyed_service)]
 
 
-async def require_prediction_key(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    """With ``protect_predictions`` set, prediction endpoints need the API key as traces do."""
+async def prediction_service(request: Request, x_api_key: KeyHeader = None) -> SentimentService:
+    """The service; with ``protect_predictions`` set, prediction endpoints need the key as traces do."""
+    service = request.app.state.service
     if service.settings.protect_predictions:
         check_api_key(service, x_api_key)
+    return service
 
 
-PredictionKey = Annotated[None, Depends(require_prediction_key)]
+PredictionService = Annotated[SentimentService, Depends(prediction_service)]
 
 
-async def require_admin_key(service: Service, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def admin_service(request: Request, x_api_key: KeyHeader = None) -> SentimentService:
     """Operator endpoints exist only when an API key is configured, and need it."""
+    service = request.app.state.service
     if service.settings.api_key is None:
         raise Disabled("set SENTIMENT_API_KEY to use operator endpoints (or send the process SIGHUP)")
     check_api_key(service, x_api_key)
+    return service
 
 
-AdminKey = Annotated[None, Depends(require_admin_key)]
+AdminService = Annotated[SentimentService, Depends(admin_service)]

@@ -1,9 +1,10 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and the Prometheus metrics."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import Service
 
@@ -21,3 +22,9 @@ async def readyz(service: Service) -> JSONResponse:
     """200 once the model answered a warm-up inference, else 503."""
     ready = service.ready
     return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(service: Service) -> Response:
+    """The Prometheus text exposition of the service's registry (HTTP and model metrics)."""
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

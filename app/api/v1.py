@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ApiKey, PredictionKey, Service
+from app.api.deps import KeyedService, PredictionService, Service
 from app.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -21,13 +21,13 @@ router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Classify one review")
-async def predict(body: PredictRequest, service: Service, _: PredictionKey) -> dict:
+async def predict(body: PredictRequest, service: PredictionService) -> dict:
     """Sentiment of one text."""
     return (await service.predict([body.text]))[0]
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
-async def predict_batch(body: BatchPredictRequest, service: Service, _: PredictionKey) -> dict:
+async def predict_batch(body: BatchPredictRequest, service: PredictionService) -> dict:
     """Sentiment of each text, in order."""
     return await service.predict_batch(body.texts)
 
@@ -38,7 +38,7 @@ async def predict_batch(body: BatchPredictRequest, service: Service, _: Predicti
     summary="Gate activations per token",
     responses={401: {"model": ErrorResponse}},
 )
-async def trace(body: TraceRequest, service: Service, _: ApiKey) -> dict:
+async def trace(body: TraceRequest, service: KeyedService) -> dict:
     """The prediction plus every gate of every layer and direction, per token."""
     return await service.trace(body.text, body.max_tokens)
 
@@ -49,7 +49,7 @@ async def trace(body: TraceRequest, service: Service, _: ApiKey) -> dict:
     summary="Running sentiment and token saliency",
     responses={401: {"model": ErrorResponse}},
 )
-async def saliency(body: TraceRequest, service: Service, _: ApiKey) -> dict:
+async def saliency(body: TraceRequest, service: KeyedService) -> dict:
     """Per token: P(positive) reading up to it, and how much replacing it with <unk> moves the score."""
     return await service.saliency(body.text, body.max_tokens)
 

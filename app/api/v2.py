@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import PredictionKey, Service
+from app.api.deps import PredictionService, Service
 from app.schemas import InferRequest, InferResponse, ProtocolError
 
 # tritonclient posts JSON without a Content-Type header, so this router does not insist on one
@@ -55,6 +55,6 @@ async def model_ready(name: str, service: Service) -> JSONResponse:
     response_model_exclude_none=True,
     summary="Inference",
 )
-async def infer(name: str, body: InferRequest, service: Service, _: PredictionKey) -> dict:
+async def infer(name: str, body: InferRequest, service: PredictionService) -> dict:
     """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
     return await service.infer_v2(name, body)

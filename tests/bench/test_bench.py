@@ -8,6 +8,8 @@ structure of what it returns.
 from __future__ import annotations
 
 import math
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -369,6 +371,43 @@ def test_floor_serves_every_variant_beside_the_in_process_reference(tmp_path) ->
         assert r["gain_32"] == pytest.approx(r["rps_32"] / r["single_rps"])
     echo = row["bare, echo"]
     assert row["http_alone_over_in_process"] == pytest.approx(echo["p50_ms"] / echo["in_process_p50_ms"])
+
+
+def test_ab_serves_both_checkouts_in_every_round(tmp_path) -> None:
+    """Here both sides are this checkout; each side's figures come from its own server."""
+    from bench import ab
+
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    root = Path(__file__).resolve().parents[2]
+    results = ab.compare(bundle, TEXTS, baseline=root, rounds=1, threads=1)
+    (row,) = results["rounds"]
+    assert set(row) == {"baseline", "this"}
+    for r in row.values():
+        assert r["ratio"] == pytest.approx(r["p50_ms"] / r["in_process_p50_ms"])
+        assert r["single_rps"] > 0 and r["rps_32"] > 0
+    assert results["baseline"] == ab._head(root)
+
+
+def test_a_server_runs_the_code_of_its_source_checkout(tmp_path) -> None:
+    """``source`` decides which checkout's ``app`` answers, so an A/B compares two versions."""
+    fake = tmp_path / "checkout" / "app"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(
+        "import argparse, http.server\n"
+        "parser = argparse.ArgumentParser(); parser.add_argument('--port', type=int)\n"
+        "parser.add_argument('--log-level')\n"
+        "class Handler(http.server.BaseHTTPRequestHandler):\n"
+        "    protocol_version = 'HTTP/1.1'\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.send_header('Content-Length', '18'); self.end_headers()\n"
+        "        self.wfile.write(b'the other checkout')\n"
+        "    def log_message(self, *args): pass\n"
+        "port = parser.parse_args().port\n"
+        "http.server.HTTPServer(('127.0.0.1', port), Handler).serve_forever()\n"
+    )
+    with service.serving(tmp_path, source=tmp_path / "checkout") as (_, base, _):
+        assert urllib.request.urlopen(f"{base}/anything").read() == b"the other checkout"
 
 
 def test_batching_times_the_same_reviews_at_every_batch_size(tmp_path) -> None:

@@ -1,0 +1,95 @@
+"""The HTTP request metrics: the instrumentator's names and labels, counted by route template."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.metrics import HttpMetrics
+
+REVIEW = "A moving, beautifully acted film."
+
+
+def _samples(client) -> dict[tuple[str, tuple], float]:
+    """Every sample of ``/metrics`` by (name, sorted labels)."""
+    text = client.get("/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _count(samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_requests_are_counted_by_template_method_and_status_class(client) -> None:
+    for _ in range(3):
+        assert client.post("/v1/predict", json={"text": REVIEW}).status_code == 200
+    assert client.post("/v1/predict", json={"text": ""}).status_code == 422
+    assert client.get("/v2/models/tiny/ready").status_code == 200
+    assert client.get("/v2/models/other/ready").status_code == 404
+    samples = _samples(client)
+    total = "http_requests_total"
+    assert _count(samples, total, method="POST", status="2xx", handler="/v1/predict") == 3
+    assert _count(samples, total, method="POST", status="4xx", handler="/v1/predict") == 1
+    # a path parameter is counted under its template, not under each value a client sends
+    assert _count(samples, total, method="GET", status="2xx", handler="/v2/models/{name}/ready") == 1
+    assert _count(samples, total, method="GET", status="4xx", handler="/v2/models/{name}/ready") == 1
+    latency = "http_request_duration_seconds_count"
+    assert _count(samples, latency, method="POST", handler="/v1/predict") == 4
+    assert _count(samples, "http_request_duration_highr_seconds_count") >= 6
+
+
+def test_unmatched_paths_share_one_label_and_metrics_scrapes_are_not_counted(client) -> None:
+    for path in ("/no/such/page", "/another/one", "/metrics", "/metrics"):
+        client.get(path)
+    samples = _samples(client)
+    handlers = {dict(labels).get("handler") for name, labels in samples if name == "http_requests_total"}
+    assert "/no/such/page" not in handlers and "/another/one" not in handlers
+    assert _count(samples, "http_requests_total", method="GET", status="4xx", handler="none") == 2
+    assert "/metrics" not in handlers
+
+
+def test_requests_refused_before_routing_count_under_their_route(make_client) -> None:
+    """A limit answers before the router runs; the request still counts under the route it asked for."""
+    client = make_client(max_body_bytes=1024)
+    assert client.post("/v1/predict", json={"text": "x" * 2000}).status_code == 413
+    assert client.post("/v2/models/tiny/infer", content=b"{" + b" " * 2000 + b"}").status_code == 413
+    assert client.get("/static/inspect.js").status_code == 200
+    samples = _samples(client)
+    total = "http_requests_total"
+    assert _count(samples, total, method="POST", status="4xx", handler="/v1/predict") == 1
+    assert _count(samples, total, method="POST", status="4xx", handler="/v2/models/{name}/infer") == 1
+    assert _count(samples, total, method="GET", status="2xx", handler="/static") == 1
+
+
+def test_sizes_are_the_content_lengths(client) -> None:
+    response = client.post("/v1/predict", json={"text": REVIEW})
+    sent = len(response.request.content)
+    samples = _samples(client)
+    assert _count(samples, "http_request_size_bytes_sum", handler="/v1/predict") == sent
+    assert _count(samples, "http_response_size_bytes_sum", handler="/v1/predict") == len(response.content)
+
+
+def test_a_crashing_app_is_counted_as_a_5xx() -> None:
+    """An exception escaping the app is still observed, as a 500, and still raised."""
+
+    async def crash(scope, receive, send) -> None:
+        raise RuntimeError("boom")
+
+    registry = CollectorRegistry()
+    middleware = HttpMetrics(crash, registry=registry)
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": []}
+    with pytest.raises(RuntimeError):
+        asyncio.run(middleware(scope, None, None))
+    assert (
+        registry.get_sample_value(
+            "http_requests_total", {"method": "GET", "status": "5xx", "handler": "none"}
+        )
+        == 1.0
+    )
