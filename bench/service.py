@@ -69,7 +69,9 @@ def start_server(
     into ``output`` when given, else at ``warning`` to ours.
     """
     port = free_port()
-    environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(Path(bundle).resolve()), **(env or {})}
+    # absolute for a server in another checkout; not resolved, so that a symlinked bundle
+    # folder stays the operator's switch that SIGHUP reads again
+    environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(Path(bundle).absolute()), **(env or {})}
     started = time.perf_counter()
     level = "info" if output else "warning"
     process = subprocess.Popen(
