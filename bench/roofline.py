@@ -20,6 +20,10 @@ review per call. Speeds come from numpy's BLAS with ``threadpoolctl`` setting it
 matvec speed is the faster of BLAS's and a plain C loop's compiled here (:func:`compiled_matvec`),
 because numpy pays a library call per step that an LSTM kernel does not. A ratio under 1 means
 onnxruntime beat both: the bound then understates the machine and says nothing.
+
+It also times the recurrent layers alone (:func:`recurrent_part`: the same graph cut at its
+last recurrent node's output, without pooling and head), which tells how much of the gap to
+the bound is onnxruntime's recurrent kernel and how much the rest of the graph.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 from threadpoolctl import threadpool_limits
 
 from bench import cli
@@ -44,6 +49,7 @@ from model.inputs import pad_batch
 from model.tokenizer import Tokenizer
 
 GATES = {"lstm": 4, "peephole": 4, "gru": 3, "rnn": 1}
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
 
 @dataclass(frozen=True)
@@ -238,21 +244,34 @@ def exact_length_sequences(
     return sequences
 
 
-def onnx_ms_per_review(session, sequences: Sequence[Sequence[int]], repeats: int = 3) -> float:
-    """Median onnxruntime milliseconds of one review per call (each review timed ``repeats`` times, "
-    "best kept)."""
+def onnx_ms_per_review(
+    session, sequences: Sequence[Sequence[int]], repeats: int = 3, output: str = "probabilities"
+) -> float:
+    """Median onnxruntime milliseconds of one review per call, computing ``output`` (each review
+    timed ``repeats`` times, best kept)."""
+    output = [output]
     times = []
     for sequence in sequences:
         ids, lengths = pad_batch([sequence])
         feed = {"token_ids": ids, "lengths": lengths}
-        session.run(["probabilities"], feed)
-        times.append(_best_seconds(lambda feed=feed: session.run(["probabilities"], feed), repeats))
+        session.run(output, feed)
+        times.append(_best_seconds(lambda feed=feed: session.run(output, feed), repeats))
     return 1000 * statistics.median(times)
+
+
+def recurrent_part(model: onnx.ModelProto) -> tuple[bytes, str]:
+    """``model`` cut at its last recurrent node's output: the embedding lookup and the recurrent
+    layers, with no pooling or head (serialized, for :func:`model.bundle.onnx_session`), and the
+    name of that output."""
+    last = [node.output[0] for node in model.graph.node if node.op_type in RECURRENT_OPS][-1]
+    inputs = [tensor.name for tensor in model.graph.input]
+    return onnx.utils.Extractor(model).extract_model(inputs, [last]).SerializeToString(), last
 
 
 def roofline(bundle: Path, texts: Sequence[str], tokens: int = 230, count: int = 100) -> dict:
     """Bound and measurement for 1 and 2 threads; ``ratio`` = measured / bound."""
-    _, config, _ = read_onnx(bundle / ONNX_FILE)
+    proto, config, _ = read_onnx(bundle / ONNX_FILE)
+    recurrent_only, recurrent_output = recurrent_part(proto)
     tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
     sequences = exact_length_sequences(tokenizer, texts, tokens, count)
     flops = forward_flops(config, tokens)
@@ -272,6 +291,9 @@ def roofline(bundle: Path, texts: Sequence[str], tokens: int = 230, count: int =
             flops.input_projection / (matmul * 1e9) + (flops.recurrent + flops.head) / (recurrent_speed * 1e9)
         )
         measured = onnx_ms_per_review(onnx_session(bundle / ONNX_FILE, threads), sequences)
+        recurrent_ms = onnx_ms_per_review(
+            onnx_session(recurrent_only, threads), sequences, output=recurrent_output
+        )
         results[f"threads_{threads}"] = {
             "matmul_gflops": matmul,
             "matvec_gflops": matvec[threads],
@@ -281,6 +303,8 @@ def roofline(bundle: Path, texts: Sequence[str], tokens: int = 230, count: int =
             "onnx_ms": measured,
             "onnx_gflops": flops.total / (measured / 1000) / 1e9,
             "ratio": measured / bound_ms,
+            "recurrent_layers_ms": recurrent_ms,
+            "recurrent_layers_ratio": recurrent_ms / bound_ms,
         }
     results["square_matmul_gflops"] = {str(t): matmul_gflops(1024, 1024, 1024, t, repeats=5) for t in (1, 2)}
     return results
@@ -303,7 +327,8 @@ def print_roofline(results: dict) -> None:
             f"{r['matvec_gflops']:.1f} GFLOP/s (numpy's BLAS {r['matvec_blas_gflops']:.1f}, compiled loop "
             f"{compiled}) "
             f"-> bound {r['bound_ms']:.2f} ms; onnxruntime {r['onnx_ms']:.2f} ms "
-            f"({r['onnx_gflops']:.1f} GFLOP/s) = {r['ratio']:.2f}x the bound"
+            f"({r['onnx_gflops']:.1f} GFLOP/s) = {r['ratio']:.2f}x the bound; its recurrent layers "
+            f"alone {r['recurrent_layers_ms']:.2f} ms = {r['recurrent_layers_ratio']:.2f}x"
         )
 
 

@@ -11,6 +11,8 @@ import math
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 
 from bench import cli, engines, levers, overhead, profile, quantized, report, roofline, service, stages
@@ -75,10 +77,30 @@ def test_roofline_ratio_is_measured_over_bound(tmp_path) -> None:
         row = results[f"threads_{threads}"]
         assert row["bound_ms"] > 0
         assert row["ratio"] == pytest.approx(row["onnx_ms"] / row["bound_ms"])
+        assert row["recurrent_layers_ratio"] == pytest.approx(row["recurrent_layers_ms"] / row["bound_ms"])
         # the faster of numpy's BLAS and the compiled loop sets the bound
         assert row["matvec_gflops"] == max(
             row["matvec_blas_gflops"], results["matvec_compiled_gflops"] or 0.0
         )
+
+
+@pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 1)])
+def test_the_recurrent_part_is_the_graph_up_to_its_last_recurrent_output(tmp_path, cell, layers) -> None:
+    """No pooling or head is left, and the cut graph computes what the whole one does there."""
+    from model.bundle import ONNX_FILE, onnx_session, read_onnx
+    from model.inputs import pad_batch
+
+    bundle, _, _ = make_bundle(tmp_path / "b", cell=cell, num_layers=layers)
+    proto, _, _ = read_onnx(bundle / ONNX_FILE)
+    part, output = roofline.recurrent_part(proto)
+    cut = onnx.load_from_string(part)
+    assert [o.name for o in cut.graph.output] == [output] == [f"hidden_{layers - 1}"]
+    ops = {node.op_type for node in cut.graph.node}
+    assert cell.upper() in ops and not ops & {"ReduceMax", "Gemm", "Softmax"}
+    ids, lengths = pad_batch([[3, 4, 5, 6], [7, 8]])
+    feed = {"token_ids": ids, "lengths": lengths}
+    whole = onnx_session(bundle / ONNX_FILE).run([output], feed)[0]
+    np.testing.assert_array_equal(onnx_session(part).run([output], feed)[0], whole)
 
 
 def test_exact_length_sequences_keeps_only_long_enough_reviews(tmp_path) -> None:
@@ -157,6 +179,8 @@ def test_service_benchmark_and_report(tmp_path) -> None:
     text = report.markdown(combined, "python -m bench.report")
     assert "| target | measured | absolute | met |" in text
     assert "| int8 | 3.00 | 2.00 | 90.00 % | 90.00 % | 10.0 |" in text
+    alone = combined["roofline"]["threads_1"]
+    assert f"| {alone['recurrent_layers_ms']:.2f} | {alone['recurrent_layers_ratio']:.2f} |" in text
     for threads, ratio in ((1, 0.8), (2, 2.0)):  # a measured time under its bound: the bound was no bound
         combined["roofline"][f"threads_{threads}"]["ratio"] = ratio
     roof = next(r for r in report.targets(combined) if r[0].startswith("model time"))
