@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
+    app.state.registry = registry
     install_handlers(app)
     app.include_router(v1.router)
     app.include_router(v2.router)

@@ -13,7 +13,6 @@ class ModelMetrics:
     """Inference latency, batch sizes, tokens per text and model info, in one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
         self.inference_seconds = Histogram(
             "sentiment_inference_seconds",
             "Time of one onnxruntime call.",
@@ -53,12 +52,13 @@ class ModelMetrics:
         )
 
 
-# The instrumentator's default metrics, by the same names, labels and buckets, so dashboards
-# and alerts written for it keep working (docs/levers.md says why it was replaced).
+# The instrumentator's default metrics' names, labels and buckets, so that dashboards and alerts
+# written for it keep working (docs/levers.md says why it was replaced).
 # fmt: off
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5,
                    7.5, 10, 30, 60)
 # fmt: on
+LATENCY_BY_HANDLER_BUCKETS = (0.1, 0.5, 1)  # few: one series per bucket per handler and method
 
 
 class HttpMetrics:
@@ -66,9 +66,12 @@ class HttpMetrics:
 
     It reads the route FastAPI matched from the scope after the app ran, and keeps each label
     combination's metric children in a dict: one lookup per request. prometheus-fastapi-instrumentator,
-    which this replaces, matched the path against every route again and looked up five labelled
+    which this replaces, matched the path against every route again and looked up four labelled
     children on every request (docs/levers.md). Only a request that reached no route (a 404,
     a static file, or one refused by a limit before routing) is matched here.
+
+    The handler label is the route's path, which holds the ``APIRouter`` prefix; an
+    ``include_router(prefix=...)`` would not be in it (this app sets none).
     """
 
     def __init__(
@@ -104,14 +107,14 @@ class HttpMetrics:
             "http_request_duration_seconds",
             "Latency with only few buckets by handler.",
             ["method", "handler"],
-            buckets=(0.1, 0.5, 1),
+            buckets=LATENCY_BY_HANDLER_BUCKETS,
             registry=registry,
         )
         self._children: dict[tuple[str, str, str], tuple] = {}
         self._routes: list[BaseRoute] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.excluded:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -138,6 +141,8 @@ class HttpMetrics:
         # paths that match no route share one label, so a scan of random paths cannot grow
         # the metrics without bound
         handler = getattr(route, "path", None) or "none"
+        if handler in self.excluded:  # by route, not raw path: a root path or a 404 can't slip in
+            return
         key = (scope["method"], f"{str(status)[0]}xx", handler)
         children = self._children.get(key)
         if children is None:

@@ -4,11 +4,15 @@
     python -m bench.ab --baseline /tmp/baseline --data ../shared/data/aclImdb_v1.tar.gz \\
         [--rounds 3] [--json docs/ab.json]
 
-Each round starts the service (``python -m app``, defaults) from the baseline checkout, then
-from this one, and measures each as :mod:`bench.floor` measures a server: one client beside
-the in-process ``ModelRuntime.predict`` in alternating blocks, then 32 clients. Both serve the
-same bundle and the same real reviews, so the rounds compare code, not machines: a change
-that helps should win in every round, by more than the rounds differ among themselves.
+Each round starts the service (``python -m app``, defaults) from each checkout in turn, the
+baseline first in odd rounds and last in even ones, and measures each as :mod:`bench.floor`
+measures a server: one client beside the in-process ``ModelRuntime.predict`` in alternating
+blocks, then 32 clients. Both serve the same bundle and the same real reviews, so the rounds
+compare code, not machines: a change that helps should win in every round, by more than the
+rounds differ among themselves.
+
+Both servers run on this interpreter, so it must have the baseline's serving requirements too
+(a baseline before 8ddff8b imports prometheus-fastapi-instrumentator, for one).
 """
 
 from __future__ import annotations
@@ -23,18 +27,16 @@ from bench.service import InProcess
 
 
 def compare(bundle: Path, texts: list[str], baseline: Path, rounds: int = 3, threads: int = 2) -> dict:
-    """Per round, the baseline's and this checkout's figures (:func:`bench.floor.measure`)."""
+    """Per round, the baseline's and this checkout's figures (:func:`bench.floor.measure`) and the
+    order they were measured in."""
     reference = InProcess(bundle, threads)
     this = Path(__file__).resolve().parents[1]
     sides = {"baseline": baseline.resolve(), "this": this}
     results: dict = {"requests": len(texts), "threads": threads, "baseline": _head(baseline), "rounds": []}
-    for _ in range(rounds):
-        results["rounds"].append(
-            {
-                side: measure(bundle, texts, "app", (), reference, threads, source)
-                for side, source in sides.items()
-            }
-        )
+    for number in range(rounds):
+        order = list(sides) if number % 2 == 0 else list(sides)[::-1]
+        row = {side: measure(bundle, texts, "app", (), reference, threads, sides[side]) for side in order}
+        results["rounds"].append({**row, "order": order})
     return results
 
 

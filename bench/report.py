@@ -193,8 +193,8 @@ def markdown(results: dict, command: str) -> str:
         f"({roofline.compiled_speed(roof.get('matvec_compiled_gflops'))}, 1 thread). Measured on "
         f"{roof['reviews']} real test reviews cut to exactly {roof['tokens']} tokens (`python -m "
         "bench.roofline`). The last two columns time the same graph cut after its recurrent "
-        "layers (embedding lookup and LSTM, no pooling or head): onnxruntime's recurrent kernel "
-        "alone against the same bound.",
+        "layers (embedding lookup and recurrent layers, no pooling or head): onnxruntime's "
+        "recurrent kernel alone against the same bound.",
         "",
         "| threads | matmul GFLOP/s | matvec GFLOP/s | bound ms | onnxruntime ms | onnxruntime "
         "GFLOP/s | ratio | recurrent layers ms | their ratio |",

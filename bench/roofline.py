@@ -249,13 +249,13 @@ def onnx_ms_per_review(
 ) -> float:
     """Median onnxruntime milliseconds of one review per call, computing ``output`` (each review
     timed ``repeats`` times, best kept)."""
-    output = [output]
+    outputs = [output]
     times = []
     for sequence in sequences:
         ids, lengths = pad_batch([sequence])
         feed = {"token_ids": ids, "lengths": lengths}
-        session.run(output, feed)
-        times.append(_best_seconds(lambda feed=feed: session.run(output, feed), repeats))
+        session.run(outputs, feed)
+        times.append(_best_seconds(lambda feed=feed: session.run(outputs, feed), repeats))
     return 1000 * statistics.median(times)
 
 

@@ -19,9 +19,17 @@ from app.service import SentimentService
 KeyHeader = Annotated[str | None, Header()]
 
 
-async def get_service(request: Request) -> SentimentService:
-    """The service created in the app's lifespan (tests may put a fake in ``app.state``)."""
+def _service(request: Request) -> SentimentService:
     return request.app.state.service
+
+
+async def get_service(request: Request) -> SentimentService:
+    """The service created in the app's lifespan (tests may put a fake in ``app.state``).
+
+    The guarded routes' dependencies below read it themselves, not through this one, so a
+    ``dependency_overrides[get_service]`` reaches only the unguarded routes.
+    """
+    return _service(request)
 
 
 Service = Annotated[SentimentService, Depends(get_service)]
@@ -41,7 +49,7 @@ def check_api_key(service: SentimentService, sent_key: str | None) -> None:
 
 async def keyed_service(request: Request, x_api_key: KeyHeader = None) -> SentimentService:
     """The service, when no API key is configured or the request carries it in ``X-API-Key``."""
-    service = request.app.state.service
+    service = _service(request)
     check_api_key(service, x_api_key)
     return service
 
@@ -51,7 +59,7 @@ KeyedService = Annotated[SentimentService, Depends(keyed_service)]
 
 async def prediction_service(request: Request, x_api_key: KeyHeader = None) -> SentimentService:
     """The service; with ``protect_predictions`` set, prediction endpoints need the key as traces do."""
-    service = request.app.state.service
+    service = _service(request)
     if service.settings.protect_predictions:
         check_api_key(service, x_api_key)
     return service
@@ -62,7 +70,7 @@ PredictionService = Annotated[SentimentService, Depends(prediction_service)]
 
 async def admin_service(request: Request, x_api_key: KeyHeader = None) -> SentimentService:
     """Operator endpoints exist only when an API key is configured, and need it."""
-    service = request.app.state.service
+    service = _service(request)
     if service.settings.api_key is None:
         raise Disabled("set SENTIMENT_API_KEY to use operator endpoints (or send the process SIGHUP)")
     check_api_key(service, x_api_key)

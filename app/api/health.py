@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,6 +25,6 @@ async def readyz(service: Service) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(service: Service) -> Response:
-    """The Prometheus text exposition of the service's registry (HTTP and model metrics)."""
-    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """The Prometheus text exposition of the app's registry (HTTP and model metrics)."""
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.main import create_app
 from app.metrics import HttpMetrics
+from app.settings import Settings
 
 REVIEW = "A moving, beautifully acted film."
 
@@ -43,6 +46,65 @@ def test_requests_are_counted_by_template_method_and_status_class(client) -> Non
     latency = "http_request_duration_seconds_count"
     assert _count(samples, latency, method="POST", handler="/v1/predict") == 4
     assert _count(samples, "http_request_duration_highr_seconds_count") >= 6
+
+
+def test_metric_types_and_buckets_are_the_instrumentators(client) -> None:
+    """What dashboards written for prometheus-fastapi-instrumentator's defaults query."""
+    client.get("/healthz")
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    expected = {
+        "http_requests": "counter",
+        "http_request_size_bytes": "summary",
+        "http_response_size_bytes": "summary",
+        "http_request_duration_highr_seconds": "histogram",
+        "http_request_duration_seconds": "histogram",
+    }
+    assert {name: families[name].type for name in expected} == expected
+
+    def bounds(name: str) -> list[float]:
+        return sorted({float(s.labels["le"]) for s in families[name].samples if s.name.endswith("_bucket")})
+
+    highr = [
+        0.01,
+        0.025,
+        0.05,
+        0.075,
+        0.1,
+        0.25,
+        0.5,
+        0.75,
+        1,
+        1.5,
+        2,
+        2.5,
+        3,
+        3.5,
+        4,
+        4.5,
+        5,
+        7.5,
+        10,
+        30,
+        60,
+    ]
+    assert bounds("http_request_duration_highr_seconds") == [*highr, float("inf")]
+    assert bounds("http_request_duration_seconds") == [0.1, 0.5, 1.0, float("inf")]
+
+
+def test_a_wrong_method_and_a_failing_route_count_under_the_route(bundle_dir) -> None:
+    app = create_app(Settings(model_dir=bundle_dir))
+
+    async def fail() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/v1/fail", fail)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/v1/predict").status_code == 405
+        assert client.get("/v1/fail").status_code == 500
+        samples = _samples(client)
+    total = "http_requests_total"
+    assert _count(samples, total, method="GET", status="4xx", handler="/v1/predict") == 1
+    assert _count(samples, total, method="GET", status="5xx", handler="/v1/fail") == 1
 
 
 def test_unmatched_paths_share_one_label_and_metrics_scrapes_are_not_counted(client) -> None:

@@ -8,6 +8,7 @@ structure of what it returns.
 from __future__ import annotations
 
 import math
+import re
 import urllib.request
 from pathlib import Path
 
@@ -405,11 +406,12 @@ def test_ab_serves_both_checkouts_in_every_round(tmp_path) -> None:
     root = Path(__file__).resolve().parents[2]
     results = ab.compare(bundle, TEXTS, baseline=root, rounds=1, threads=1)
     (row,) = results["rounds"]
+    assert row.pop("order") == ["baseline", "this"]
     assert set(row) == {"baseline", "this"}
     for r in row.values():
         assert r["ratio"] == pytest.approx(r["p50_ms"] / r["in_process_p50_ms"])
         assert r["single_rps"] > 0 and r["rps_32"] > 0
-    assert results["baseline"] == ab._head(root)
+    assert re.fullmatch("[0-9a-f]{7,}", results["baseline"])  # the checkout's commit
 
 
 def test_a_server_runs_the_code_of_its_source_checkout(tmp_path) -> None:
