@@ -11,6 +11,7 @@ import onnxruntime
 from onnx import numpy_helper
 
 from model.config import ModelConfig
+from model.tokenizer import Tokenizer, Vocabulary
 
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -33,6 +34,13 @@ def load_card(bundle: str | Path) -> dict:
     if type(max_tokens) is not int or max_tokens < 1:  # bool is an int subclass: refuse it too
         raise ValueError(f"{path}: not a model card ('max_tokens' must be a positive integer)")
     return card
+
+
+def require_vocabulary(bundle: str | Path, vocabulary: Vocabulary, remedy: str) -> None:
+    """Raise ``ValueError`` unless the bundle's tokenizer has ``vocabulary``: a network's token ids
+    mean nothing under another one. ``remedy`` ends the message."""
+    if Tokenizer.load(Path(bundle) / TOKENIZER_FILE).vocabulary != vocabulary:
+        raise ValueError(f"{bundle}: its vocabulary differs from this run's; {remedy}")
 
 
 def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelConfig, dict[str, np.ndarray]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
+from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, require_vocabulary
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
 from training.evaluate import onnx_session, predict_positive
 from training.ngram import NGRAM_TEACHER, NgramTeacher
@@ -48,8 +48,7 @@ def teacher_positive(
         raise ValueError("no teacher given")
     for bundle in bundles:
         load_card(bundle)
-        if Tokenizer.load(bundle / TOKENIZER_FILE).vocabulary != vocabulary:
-            raise ValueError(f"{bundle}: its vocabulary differs from this run's; teachers need the same one")
+        require_vocabulary(bundle, vocabulary, "teachers need the same one")
     tokenizer = Tokenizer(vocabulary)
     sequences = [tokenizer.encode(text, max_tokens) for text in texts]
     each = [predict_positive(onnx_session(bundle / ONNX_FILE, threads=2), sequences) for bundle in bundles]

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.bundle import CARD_FILE, ONNX_FILE, TOKENIZER_FILE, load_card
+from model.bundle import CARD_FILE, ONNX_FILE, load_card, require_vocabulary
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
@@ -423,8 +423,7 @@ def model_from_bundle(folder: Path, model_config: ModelConfig, tokenizer: Tokeni
     (the shipped model among them); its graph holds every weight and its model config. Its
     vocabulary and network must be this run's: token ids mean nothing to another vocabulary.
     """
-    if Tokenizer.load(folder / TOKENIZER_FILE).vocabulary != tokenizer.vocabulary:
-        raise ValueError(f"{folder}: its vocabulary differs from this run's (data, vocab_size, min_count)")
+    require_vocabulary(folder, tokenizer.vocabulary, "a start needs the same data, vocab_size and min_count")
     model = model_from_onnx(folder / ONNX_FILE)
     if model.config != model_config:
         raise ValueError(
@@ -441,13 +440,14 @@ def build_model(
     Under torchrun only rank 0 computes word vectors: DDP gives every rank rank 0's weights.
     """
     model_config = config.model_config(len(tokenizer.vocabulary))
-    model = SentimentClassifier(model_config)
     if config.train.init_from and Path(config.train.init_from).is_dir():
         bundle = Path(config.train.init_from)
         # the version too: a folder such as models/default holds another model once one is shipped
         version = load_card(bundle).get("version", "of no version")
-        started = model_from_bundle(bundle, model_config, tokenizer)
-        return started, f"from the bundle {bundle}, version {version}"
+        return model_from_bundle(
+            bundle, model_config, tokenizer
+        ), f"from the bundle {bundle}, version {version}"
+    model = SentimentClassifier(model_config)
     if config.train.init_from:
         start = torch.load(config.train.init_from, weights_only=False)
         if start.get("kind") == LM_KIND:
