@@ -1,13 +1,17 @@
-"""An int8 variant of the served model: speed and accuracy next to float32, measured in one run.
+"""Variants of the served model: speed and accuracy next to float32, measured in one run.
 
     python -m bench.quantized --data ../shared/data/aclImdb_v1.tar.gz --bundle models/default
 
-onnxruntime's dynamic quantization turns the recurrent op's weights to int8
-(``DynamicQuantizeLSTM``); activations stay float. The variant is written to a temporary
-folder, timed one review per call with 1 and 2 threads, and scored on the validation split and
-on the full test set next to the float32 graph. It is a measurement, not the served model: the
-service's exactness properties (a gate trace that reproduces the served hidden states) hold
-for the float32 graph only.
+* ``int8``: onnxruntime's dynamic quantization turns the recurrent op's weights to int8
+  (``DynamicQuantizeLSTM``); activations stay float.
+* ``fp16``: every float tensor in float16 (onnxconverter-common), inputs and outputs included.
+* the float32 graph under onnxruntime's lower graph optimisation levels (``off``, ``basic``,
+  ``extended``; sessions use ``all``).
+
+Each variant is written to a temporary folder, timed one review per call with 1 and 2 threads,
+and scored on the validation split and on the full test set next to the float32 graph. They are
+measurements, not the served model: the service's exactness properties (a gate trace that
+reproduces the served hidden states) hold for the float32 graph only.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from bench import cli
@@ -30,6 +36,21 @@ from training.evaluate import predict_positive
 def quantize_recurrent(source: Path, target: Path) -> None:
     """Write ``source`` with its LSTM weights in int8 to ``target``."""
     quantize_dynamic(str(source), str(target), op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8)
+
+
+def half_precision(source: Path, target: Path) -> None:
+    """Write ``source`` with its float tensors in float16 to ``target``.
+
+    The ``hidden_*`` outputs (for traces) are left out and the stored intermediate types are
+    dropped: the converter otherwise leaves types that onnxruntime rejects. ``Cast`` nodes stay
+    as they are, so the lengths are cast to float32 and converted back where the graph uses them.
+    """
+    model = onnx.load(str(source))
+    outputs = [output for output in model.graph.output if not output.name.startswith("hidden_")]
+    del model.graph.output[:]
+    model.graph.output.extend(outputs)
+    del model.graph.value_info[:]
+    onnx.save(convert_float_to_float16(model, op_block_list=[*DEFAULT_OP_BLOCK_LIST, "Cast"]), str(target))
 
 
 def _single_ms(session, sequences: Sequence[Sequence[int]]) -> float:
@@ -44,7 +65,7 @@ def _single_ms(session, sequences: Sequence[Sequence[int]]) -> float:
 
 
 def compare(bundle: Path, validation, test, timed: int = 200) -> dict:
-    """Per-review time and accuracy of the float32 graph and its int8 variant."""
+    """Per-review time and accuracy of the float32 graph and its variants."""
     splits = {
         name: (
             cli.token_ids(bundle, [r.text for r in reviews]),
@@ -54,12 +75,18 @@ def compare(bundle: Path, validation, test, timed: int = 200) -> dict:
     }
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        int8 = Path(folder) / "model.int8.onnx"
+        int8, fp16 = Path(folder) / "model.int8.onnx", Path(folder) / "model.fp16.onnx"
         quantize_recurrent(bundle / ONNX_FILE, int8)
-        for name, path in (("float32", bundle / ONNX_FILE), ("int8", int8)):
+        half_precision(bundle / ONNX_FILE, fp16)
+        float32 = bundle / ONNX_FILE
+        variants = {"float32": (float32, "all"), "int8": (int8, "all"), "fp16": (fp16, "all")}
+        variants |= {
+            f"float32, graph optimisation {level}": (float32, level) for level in ("off", "basic", "extended")
+        }
+        for name, (path, level) in variants.items():
             row: dict = {"bytes": path.stat().st_size}
             for threads in (1, 2):
-                session = onnx_session(path, threads)
+                session = onnx_session(path, threads, graph_optimization=level)
                 _single_ms(session, splits["test"][0][:16])  # warm-up
                 row[f"ms_{threads}_thread"] = _single_ms(session, splits["test"][0][:timed])
             for split, (sequences, labels) in splits.items():
@@ -73,7 +100,7 @@ def print_quantized(results: dict) -> None:
     """Human-readable lines."""
     for name, row in results.items():
         print(
-            f"{name:>7}: {row['ms_1_thread']:.2f} ms/review (1 thread), {row['ms_2_thread']:.2f} ms "
+            f"{name}: {row['ms_1_thread']:.2f} ms/review (1 thread), {row['ms_2_thread']:.2f} ms "
             "(2 threads); "
             f"validation {100 * row['validation_accuracy']:.2f} %, test {100 * row['test_accuracy']:.2f} %; "
             f"{row['bytes'] / 1e6:.1f} MB"
@@ -84,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI."""
     from training.data import load_imdb, stratified_split
 
-    parser = cli.parser("int8 vs float32: time per review and accuracy.")
+    parser = cli.parser("Variants of the served graph against float32: time per review and accuracy.")
     args = parser.parse_args(argv)
     card = load_card(args.bundle)
     dataset = load_imdb(args.data)

@@ -262,12 +262,13 @@ def markdown(results: dict, command: str) -> str:
     lines += ["", "![service](bench_service.png)", "", "![engines](bench_engines.png)", ""]
     if "quantized" in results:
         lines += [
-            "## int8 variant (`python -m bench.quantized`)",
+            "## Variants of the served graph (`python -m bench.quantized`)",
             "",
-            "onnxruntime dynamic quantization of the LSTM weights; not the served model (see "
-            "[levers](levers.md)).",
+            "int8: onnxruntime's dynamic quantization of the LSTM weights; fp16: every float tensor "
+            "in float16; and the float32 graph under onnxruntime's lower graph optimisation levels "
+            "(sessions use all of them). None is the served model (see [levers](levers.md)).",
             "",
-            "| weights | ms/review, 1 thread | 2 threads | validation acc. | test acc. | file MB |",
+            "| variant | ms/review, 1 thread | 2 threads | validation acc. | test acc. | file MB |",
             "|---|---|---|---|---|---|",
         ]
         lines += [
@@ -318,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--out", type=Path, default=Path("docs"), help="folder for benchmarks.md/.json, plots"
     )
     parser.add_argument("--requests", type=int, default=600, help="HTTP requests per service measurement")
-    parser.add_argument("--skip-quantized", action="store_true", help="leave out the int8 run (minutes)")
+    parser.add_argument(
+        "--skip-quantized", action="store_true", help="leave out the graph variants (minutes)"
+    )
     args = parser.parse_args(argv)
     common = ["--bundle", str(args.bundle)] + (["--data", args.data] if args.data else [])
     results: dict = {"machine": machine()}

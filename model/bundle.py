@@ -52,8 +52,22 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelConfig, dict[str,
     return proto, config, weights
 
 
+# onnxruntime's graph optimisation levels by name; sessions default to "all" (bench.quantized
+# measures the others)
+GRAPH_OPTIMIZATION = {
+    "off": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
 def onnx_session(
-    model: str | Path | bytes, threads: int = 1, memory_arena: bool = True, spin_wait: bool = True
+    model: str | Path | bytes,
+    threads: int = 1,
+    memory_arena: bool = True,
+    spin_wait: bool = True,
+    graph_optimization: str = "all",
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime CPU session for a ``model.onnx`` path or its serialized bytes.
 
@@ -67,5 +81,6 @@ def onnx_session(
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+    options.graph_optimization_level = GRAPH_OPTIMIZATION[graph_optimization]
     source = model if isinstance(model, bytes) else str(model)
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])

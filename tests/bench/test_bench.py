@@ -121,13 +121,30 @@ def test_engines_compares_the_same_weights(tmp_path) -> None:
         assert row["ratio"] == pytest.approx(row["onnxruntime_ms"] / row["pytorch_ms"])
 
 
-def test_int8_variant_is_timed_and_scored(tmp_path) -> None:
+def test_graph_variants_are_timed_and_scored(tmp_path) -> None:
     bundle, _, _ = make_bundle(tmp_path / "b")
     reviews = [Review(i, text, i % 2, 1) for i, text in enumerate(TEXTS)]
     results = quantized.compare(bundle, reviews[:10], reviews[10:], timed=5)
-    assert set(results) == {"float32", "int8"}
+    levels = {f"float32, graph optimisation {level}" for level in ("off", "basic", "extended")}
+    assert set(results) == {"float32", "int8", "fp16", *levels}
     for row in results.values():
         assert 0 <= row["test_accuracy"] <= 1 and row["ms_1_thread"] > 0
+    assert results["fp16"]["bytes"] < results["float32"]["bytes"]
+
+
+def test_the_fp16_variant_computes_the_same_probabilities_in_half_precision(tmp_path) -> None:
+    from model.bundle import ONNX_FILE, onnx_session
+    from model.inputs import pad_batch
+
+    bundle, _, _ = make_bundle(tmp_path / "b")
+    half = tmp_path / "half.onnx"
+    quantized.half_precision(bundle / ONNX_FILE, half)
+    weights = {t.data_type for t in onnx.load(str(half)).graph.initializer if t.name in ("embedding", "W_0")}
+    assert weights == {onnx.TensorProto.FLOAT16}
+    ids, lengths = pad_batch([[3, 4, 5, 6], [7, 8]])
+    feed = {"token_ids": ids, "lengths": lengths}
+    full = onnx_session(bundle / ONNX_FILE).run(["probabilities"], feed)[0]
+    np.testing.assert_allclose(onnx_session(half).run(["probabilities"], feed)[0], full, atol=1e-2)
 
 
 def test_report_runs_a_script_and_reads_its_figures_without_its_commit(tmp_path, monkeypatch) -> None:
