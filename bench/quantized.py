@@ -46,6 +46,8 @@ def half_precision(source: Path, target: Path) -> None:
     The ``hidden_*`` outputs (for traces) are left out and the stored intermediate types are
     dropped: the converter otherwise leaves types that onnxruntime rejects. ``Cast`` nodes stay
     as they are, so the lengths are cast to float32 and converted back where the graph uses them.
+    The converter clamps the max pooling's -inf mask value to -10000 (float16 reaches 65504),
+    still below any hidden state, which lies in [-1, 1].
     """
     model = onnx.load(str(source))
     outputs = [output for output in model.graph.output if not output.name.startswith("hidden_")]
