@@ -14,6 +14,7 @@ import threading
 import uvicorn
 from pydantic import ValidationError
 
+from app.connections import guarded_protocol
 from app.errors import BundleError
 from app.main import create_app
 from app.runtime import ModelRuntime
@@ -27,7 +28,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     parser.add_argument("--loop", default="auto", help="event loop: auto (uvloop if installed), asyncio")
-    parser.add_argument("--http", default="auto", help="HTTP parser: auto (httptools if installed), h11")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,13 +46,20 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("app").error("cannot load the model bundle: %s", error)
         sys.exit(1)
     app = create_app(settings, runtime)
+    protocol = guarded_protocol(
+        settings.max_connections,
+        settings.max_header_bytes,
+        settings.header_timeout_s,
+        settings.body_timeout_s,
+        on_refuse=lambda reason: app.state.service.metrics.connections_closed.labels(reason).inc(),
+    )
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         loop=args.loop,
-        http=args.http,
+        http=protocol,
         timeout_graceful_shutdown=settings.request_timeout_s + 5,
     )
     DrainingServer(config, app.state.service.drain, settings.drain_s).run()

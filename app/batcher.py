@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import NotReady
+from model.inputs import length_groups
 
 logger = logging.getLogger("app.batcher")
 
@@ -35,30 +36,6 @@ class _Pending:
     sequence: list[int]
     future: asyncio.Future
     model: Any
-
-
-def length_groups(
-    lengths: list[int], max_batch_size: int, waste: float = 1.5, max_tokens: int | None = None
-) -> list[list[int]]:
-    """Indices grouped for inference: sorted by length, each group's padded size at most
-    ``waste`` times its real tokens and at most ``max_tokens``, and at most ``max_batch_size`` long.
-
-    1.5 lets up to a third of a batch's steps be padding: enough to coalesce reviews of similar
-    length, while a 10-token text is never padded to the length of a 500-token neighbour. The
-    token budget bounds the memory of one call (its activations grow with batch x length).
-    """
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    groups: list[list[int]] = []
-    for index in order:
-        group = groups[-1] if groups else None
-        if group is not None and len(group) < max_batch_size:
-            real = sum(lengths[i] for i in group) + lengths[index]
-            padded = lengths[index] * (len(group) + 1)  # sorted: this one is the longest
-            if padded <= waste * real and (max_tokens is None or padded <= max_tokens):
-                group.append(index)
-                continue
-        groups.append([index])
-    return groups
 
 
 class DynamicBatcher:

@@ -19,6 +19,18 @@ class ServiceError(Exception):
         self.message = message
 
 
+class InvalidRequest(ServiceError):
+    """A request that is well-formed JSON but asks for something the model does not have."""
+
+    status_code, code = 422, "invalid_request"
+
+
+class Overloaded(ServiceError):
+    """A bounded pool or queue is full; the client should retry shortly."""
+
+    status_code, code = 429, "overloaded"
+
+
 class PayloadTooLarge(ServiceError):
     """A body, text or batch over the configured limits."""
 

@@ -58,19 +58,20 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    # Middleware runs outermost-last-added. Cheapest refusals first, before any body is read:
-    # CORS preflights, the in-flight cap, the per-client rate limit, then the body size.
+    # Middleware runs outermost-last-added. Cheapest refusals first: CORS preflights, the
+    # per-client rate limit, the body size (which reads the body); then the in-flight cap, so a
+    # request holds a slot only once its body is read and a slow upload cannot lock others out.
     # All are added before the HTTP metrics, so their 4xx answers are counted there.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.rate_limit:
-        app.add_middleware(
-            RateLimit, limit=settings.rate_limit, on_reject=service.metrics.rejected.labels("rate_limit").inc
-        )
     app.add_middleware(
         InFlightLimit,
         max_in_flight=settings.max_in_flight,
         on_reject=service.metrics.rejected.labels("in_flight").inc,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit:
+        app.add_middleware(
+            RateLimit, limit=settings.rate_limit, on_reject=service.metrics.rejected.labels("rate_limit").inc
+        )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

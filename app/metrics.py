@@ -50,6 +50,13 @@ class ModelMetrics:
             ["reason"],
             registry=registry,
         )
+        self.connections_closed = Counter(
+            "sentiment_connections_closed",
+            "Connections the server closed before a request was read: too many connections, "
+            "headers too large, headers or body too slow.",
+            ["reason"],
+            registry=registry,
+        )
 
 
 # The instrumentator's default metrics' names, labels and buckets, so that dashboards and alerts
@@ -103,6 +110,13 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.disconnects = Counter(
+            "http_client_disconnects_total",
+            "Requests whose client went away before a response was started, by handler; they are "
+            "not in http_requests_total, so a client's abort never counts as a server error.",
+            ["method", "handler"],
+            registry=registry,
+        )
         self.latency = Histogram(
             "http_request_duration_seconds",
             "Latency with only few buckets by handler.",
@@ -118,7 +132,8 @@ class HttpMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status, response_size = 500, 0
+        status: int | None = None  # none by the end: a disconnect if the client left, else a 500
+        response_size, disconnected = 0, False
         root_path = scope.get("root_path", "")  # a mount changes it in place
 
         async def send_counted(message: Message) -> None:
@@ -128,20 +143,34 @@ class HttpMetrics:
                 response_size = _content_length(message["headers"])
             await send(message)
 
+        async def receive_watched() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            disconnected = disconnected or message["type"] == "http.disconnect"
+            return message
+
+        failed = True
         try:
-            await self.app(scope, receive, send_counted)
+            await self.app(scope, receive_watched, send_counted)
+            failed = False
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("route") or self._match({**scope, "root_path": root_path})
+            if status is None and (failed or not disconnected):
+                status = 500  # the app raised, or returned without answering: the server sends 500
             self._observe(scope, route, status, response_size, seconds)
 
     def _observe(
-        self, scope: Scope, route: BaseRoute | None, status: int, response_size: int, seconds: float
+        self, scope: Scope, route: BaseRoute | None, status: int | None, response_size: int, seconds: float
     ) -> None:
+        """Count one request; ``status`` None: the client went away before any response."""
         # paths that match no route share one label, so a scan of random paths cannot grow
         # the metrics without bound
         handler = getattr(route, "path", None) or "none"
         if handler in self.excluded:  # by route, not raw path: a root path or a 404 can't slip in
+            return
+        if status is None:
+            self.disconnects.labels(scope["method"], handler).inc()
             return
         key = (scope["method"], f"{str(status)[0]}xx", handler)
         children = self._children.get(key)

@@ -17,12 +17,13 @@ import numpy as np
 import onnx
 import onnxruntime
 
-from app.errors import BundleError, NotReady
-from app.gates import direction_gates
+from app.errors import BundleError, EmptyText, InvalidRequest, NotReady
+from app.gates import GATE_NAMES, direction_gates
 from app.settings import Settings
+from app.workpool import Deadline
 from model.bundle import CARD_FILE, LABELS, ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session, read_onnx
 from model.config import ModelConfig
-from model.inputs import pad_batch
+from model.inputs import length_groups, pad_batch
 from model.tokenizer import Encoded, Tokenizer
 
 logger = logging.getLogger("app.runtime")
@@ -57,11 +58,62 @@ def make_prediction(probabilities: np.ndarray, encoded: Encoded) -> PredictionRe
     return PredictionResult(label, values["positive"], values, len(encoded.ids), encoded.truncated)
 
 
+def require_words(encoded: list[Encoded]) -> None:
+    """:class:`EmptyText` naming the first text with nothing to read; every route applies it."""
+    empty = [index for index, item in enumerate(encoded) if item.empty]
+    if empty:
+        where = f"text {empty[0]} has" if len(encoded) > 1 else "the text has"
+        raise EmptyText(f"{where} no words to read (empty, blank or control characters only)")
+
+
+@dataclass(frozen=True)
+class TraceView:
+    """The part of a trace to return, and its precision; all of it, unrounded, by default.
+
+    A full trace of 400 tokens through the shipped model is about 12 MB of JSON; one gate of
+    one direction, rounded to 4 decimals, is under 1 MB.
+    """
+
+    layers: tuple[int, ...] | None = None
+    gates: tuple[str, ...] | None = None
+    units: tuple[int, ...] | None = None
+    decimals: int | None = None
+
+    def check(self, config: ModelConfig) -> None:
+        """:class:`InvalidRequest` naming what the model does not have."""
+        names = GATE_NAMES[config.cell]
+        if self.layers and max(self.layers) >= config.num_layers:
+            raise InvalidRequest(f"layers: the model has {config.num_layers} (0 to {config.num_layers - 1})")
+        if self.gates and not set(self.gates) <= set(names):
+            raise InvalidRequest(f"gates: a {config.cell} cell has {', '.join(names)}")
+        if self.units and max(self.units) >= config.hidden_size:
+            raise InvalidRequest(
+                f"units: each layer has {config.hidden_size} (0 to {config.hidden_size - 1})"
+            )
+
+    def wants_layer(self, layer: int) -> bool:
+        """Whether ``layer``'s gates are returned."""
+        return self.layers is None or layer in self.layers
+
+    def select(self, gates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The chosen gates' chosen units, rounded when asked."""
+        chosen = {name: values for name, values in gates.items() if self.gates is None or name in self.gates}
+        if self.units is not None:
+            chosen = {name: values[:, list(self.units)] for name, values in chosen.items()}
+        if self.decimals is not None:
+            chosen = {name: np.round(values, self.decimals) for name, values in chosen.items()}
+        # contiguous, as the JSON encoder reads arrays directly (the reverse direction's are views)
+        return {name: np.ascontiguousarray(values) for name, values in chosen.items()}
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """Everything read from one bundle."""
 
     session: onnxruntime.InferenceSession
+    # traces and saliency run on a session of their own, with few threads: an expensive trace
+    # cannot take the cores or the intra-op pool that predictions use
+    trace_session: onnxruntime.InferenceSession
     tokenizer: Tokenizer
     card: dict
     config: ModelConfig
@@ -79,10 +131,28 @@ class LoadedModel:
         """Tokens and ids of ``text`` under this model's token cap."""
         return self.tokenizer.encode_text(text, self.max_tokens)
 
+    def encode_capped(self, text: str, max_tokens: int) -> Encoded:
+        """Tokens and ids of ``text`` under ``max_tokens`` or this model's cap, the lower."""
+        return self.tokenizer.encode_text(text, min(max_tokens, self.max_tokens))
+
     def infer(self, sequences: list[list[int]]) -> np.ndarray:
         """``probabilities`` ``[len(sequences), 2]`` from one onnxruntime call."""
         ids, lengths = pad_batch(sequences)
         return self.session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
+
+    def infer_chunked(self, sequences: list[list[int]], max_tokens: int, deadline: Deadline) -> np.ndarray:
+        """P(positive) of each of ``sequences`` on the trace session, in calls of at most
+        ``max_tokens`` padded tokens; ``deadline`` is checked between calls."""
+        positive = np.empty(len(sequences), dtype=np.float32)
+        lengths = [len(sequence) for sequence in sequences]
+        for group in length_groups(lengths, len(sequences), waste=float("inf"), max_tokens=max_tokens):
+            deadline.check()
+            ids, group_lengths = pad_batch([sequences[i] for i in group])
+            probabilities = self.trace_session.run(
+                ["probabilities"], {"token_ids": ids, "lengths": group_lengths}
+            )[0]
+            positive[group] = probabilities[:, 1]
+        return positive
 
 
 def _read_bundle(settings: Settings) -> LoadedModel:
@@ -103,14 +173,15 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         raise BundleError(f"{folder / ONNX_FILE}: cannot read the ONNX model ({error})") from error
     _check_consistency(folder, tokenizer, card, config, weights)
     try:
-        session = onnx_session(
-            proto.SerializeToString(), settings.threads, settings.memory_arena, settings.spin_wait
-        )
+        serialized = proto.SerializeToString()
+        session = onnx_session(serialized, settings.threads, settings.memory_arena, settings.spin_wait)
+        trace_session = onnx_session(serialized, settings.trace_threads, settings.memory_arena, False)
     except Exception as error:
         raise BundleError(f"{folder / ONNX_FILE}: onnxruntime cannot load it ({error})") from error
     _check_graph(folder, session, config)
     return LoadedModel(
         session,
+        trace_session,
         tokenizer,
         card,
         config,
@@ -237,32 +308,38 @@ class ModelRuntime:
         probabilities = model.infer([e.ids for e in encoded])
         return [make_prediction(row, e) for row, e in zip(probabilities, encoded, strict=True)]
 
-    def trace(self, text: str, max_tokens: int, model: LoadedModel | None = None) -> dict:
-        """Prediction plus every gate of every layer and direction, per token, for ``text``."""
+    def trace(
+        self,
+        text: str,
+        max_tokens: int,
+        model: LoadedModel | None = None,
+        deadline: Deadline | None = None,
+        view: TraceView | None = None,
+    ) -> dict:
+        """Prediction plus the gates of every layer and direction (or those ``view`` selects),
+        per token, for ``text``, as ``[tokens, units]`` arrays; ``deadline`` is checked between
+        directions."""
         model = model or self.model
-        encoded = model.tokenizer.encode_text(text, min(max_tokens, model.max_tokens))
+        deadline = deadline or Deadline(float("inf"))
+        view = view or TraceView()
+        encoded = model.encode_capped(text, max_tokens)
+        require_words([encoded])
         config = model.config
-        outputs = [f"hidden_{layer}" for layer in range(config.num_layers)]
+        layer_names = [f"hidden_{layer}" for layer in range(config.num_layers)]
         ids, lengths = pad_batch([encoded.ids])
-        probabilities, *hidden = model.session.run(
-            ["probabilities", *outputs], {"token_ids": ids, "lengths": lengths}
+        probabilities, *hidden = model.trace_session.run(
+            ["probabilities", *layer_names], {"token_ids": ids, "lengths": lengths}
         )
         x = model.weights["embedding"][ids[0]].astype(np.float64)  # [T, E]
         layers = []
         for layer, served in enumerate(hidden):
             served = served[:, :, 0, :]  # [T, D, H]
-            w, r, b = (model.weights[f"{kind}_{layer}"].astype(np.float64) for kind in "WRB")
-            p = model.weights[f"P_{layer}"].astype(np.float64) if config.cell == "peephole" else None
-            directions = {}
-            for d, name in enumerate(("forward", "backward")[: config.num_directions]):
-                gates = direction_gates(config.cell, x, w[d], r[d], b[d], None if p is None else p[d], d == 1)
-                gates["hidden"] = served[:, d, :]  # the states the classifier actually used
-                directions[name] = {"gates": {k: v.tolist() for k, v in gates.items()}}
-            layers.append(directions)
-            x = served.reshape(len(served), -1).astype(np.float64)  # next layer reads these
-        prediction = make_prediction(probabilities[0], encoded)
+            # a layer left out keeps its place, empty, so the list still indexes layers
+            wanted = view.wants_layer(layer)
+            layers.append(self._layer_gates(model, layer, x, served, deadline, view) if wanted else {})
+            x = served.reshape(len(served), -1).astype(np.float64)  # the next layer reads these
         return {
-            "prediction": prediction,
+            "prediction": make_prediction(probabilities[0], encoded),
             "tokens": encoded.tokens,
             "token_ids": encoded.ids,
             "cell": config.cell,
@@ -270,23 +347,45 @@ class ModelRuntime:
             "model": model.ref,
         }
 
-    def saliency(self, text: str, max_tokens: int) -> dict:
+    @staticmethod
+    def _layer_gates(
+        model: LoadedModel, layer: int, x: np.ndarray, served: np.ndarray, deadline: Deadline, view: TraceView
+    ) -> dict:
+        """``{direction: {"gates": {name: [T, units]}}}`` of one layer, from its input ``x``."""
+        config = model.config
+        w, r, b = (model.weights[f"{kind}_{layer}"].astype(np.float64) for kind in "WRB")
+        p = model.weights[f"P_{layer}"].astype(np.float64) if config.cell == "peephole" else None
+        directions = {}
+        for d, name in enumerate(("forward", "backward")[: config.num_directions]):
+            deadline.check()
+            gates = direction_gates(config.cell, x, w[d], r[d], b[d], None if p is None else p[d], d == 1)
+            gates["hidden"] = served[:, d, :]  # the states the classifier actually used
+            directions[name] = {"gates": view.select(gates)}
+        return directions
+
+    def saliency(self, text: str, max_tokens: int, deadline: Deadline | None = None) -> dict:
         """How the prediction builds up and which tokens move it, through the served model.
 
         ``running[t]``: P(positive) of the model reading only tokens ``0..t`` (for a bidirectional
         model the backward direction then also starts at token t). ``occlusion[t]``: P(positive)
         of the whole text minus P(positive) with token t replaced by ``<unk>`` — positive when
         the token pushes towards "positive" (Zeiler & Fergus, 2014).
+
+        That is 2·T sequences of up to T tokens: they run in calls of at most
+        ``max_batch_tokens`` padded tokens, as predictions do, so memory stays bounded, and
+        ``deadline`` is checked between calls, so a request that timed out stops its work.
         """
         model = self.model
-        encoded = model.tokenizer.encode_text(text, min(max_tokens, model.max_tokens))
+        deadline = deadline or Deadline(float("inf"))
+        encoded = model.encode_capped(text, max_tokens)
+        require_words([encoded])
         ids = encoded.ids
-        prefixes = [ids[: t + 1] for t in range(len(ids))]
         unk = model.tokenizer.vocabulary.unk_id
+        prefixes = [ids[: t + 1] for t in range(len(ids))]  # the last one is the whole text
         occluded = [[*ids[:t], unk, *ids[t + 1 :]] for t in range(len(ids))]
-        full = float(model.infer([ids])[0, 1])
-        running = model.infer(prefixes)[:, 1]
-        without = model.infer(occluded)[:, 1]
+        positive = model.infer_chunked(prefixes + occluded, self.settings.max_batch_tokens, deadline)
+        running, without = positive[: len(ids)], positive[len(ids) :]
+        full = float(running[-1])
         return {
             "tokens": encoded.tokens,
             "score": full,

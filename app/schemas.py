@@ -44,6 +44,39 @@ class TraceRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, description="Trace at most this many tokens.")
 
 
+class TraceOptions(TraceRequest):
+    """A text to trace, and optionally which part of the trace to return, and how precisely.
+
+    The full trace of a long review is megabytes of JSON; the compact forms are for clients
+    that need one gate, a few units or fewer decimals.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": REVIEW},
+                {"text": REVIEW, "gates": ["forget"], "layers": [0], "decimals": 3},
+            ]
+        },
+    )
+    layers: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Only these layers (0 is the first); the others are {}.",
+    )
+    gates: list[str] | None = Field(
+        None, min_length=1, max_length=8, description="Only these gates (e.g. forget, cell, hidden)."
+    )
+    units: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, max_length=4096, description="Only these hidden units, in this order."
+    )
+    decimals: int | None = Field(
+        None, ge=0, le=17, description="Round every activation to this many decimals."
+    )
+
+
 class ModelRef(BaseModel):
     """Which model answered."""
 

@@ -9,12 +9,12 @@ import time
 from collections.abc import AsyncIterator
 
 import numpy as np
+import orjson
 
 from app.batcher import DynamicBatcher
 from app.errors import (
     BundleError,
     Disabled,
-    EmptyText,
     ModelNotFound,
     NotReady,
     PayloadTooLarge,
@@ -22,11 +22,16 @@ from app.errors import (
     Timeout,
 )
 from app.metrics import ModelMetrics
-from app.runtime import LoadedModel, ModelRuntime, make_prediction
+from app.runtime import LoadedModel, ModelRuntime, TraceView, make_prediction, require_words
 from app.schemas import InferRequest
 from app.settings import Settings
+from app.workpool import Abandoned, Deadline, WorkPool
 from model.bundle import LABELS
+from model.tokenizer import Encoded, normalized_length_bound
 
+# Texts whose normalised form may exceed this many characters are tokenised on a thread: a
+# review of a few thousand characters tokenises in well under a millisecond, less than a hop
+# to a thread and back costs under load.
 INLINE_TOKENIZE_CHARS = 20_000
 
 
@@ -45,6 +50,11 @@ class SentimentService:
             workers=settings.inference_workers,
             max_batch_tokens=settings.max_batch_tokens,
         )
+        # Each kind of blocking work has its own threads, so traces cannot hold up the tokenising
+        # of a prediction. Tokenising is bounded by the in-flight cap, traces by their own.
+        self.tokenize_pool = WorkPool("tokenize", 1, queue=settings.max_in_flight)
+        self.inference_pool = WorkPool("inference", settings.inference_workers, queue=settings.max_in_flight)
+        self.trace_pool = WorkPool("trace", settings.trace_workers, queue=settings.trace_queue)
         self.draining = False  # SIGTERM received: readiness says 503 while requests are still served
 
     async def start(self) -> None:
@@ -86,6 +96,8 @@ class SentimentService:
         self.runtime.unload()
         self.metrics.ready.set(0)
         await self.batcher.stop()
+        for pool in (self.tokenize_pool, self.inference_pool, self.trace_pool):
+            pool.shutdown()
 
     @property
     def accepting(self) -> bool:
@@ -113,16 +125,15 @@ class SentimentService:
                 f"text has {len(text)} characters; the limit is {self.settings.max_text_chars}"
             )
 
-    async def _encode(self, texts: list[str], model: LoadedModel) -> list:
-        """Tokenise ``texts``: inline when short, in a worker thread when long.
-
-        A review of a few thousand characters tokenises in well under a millisecond, less than
-        a hop to a thread and back costs under load; up to ``max_body_bytes`` of text takes long
-        enough to stall every other request, so that goes to a thread.
-        """
-        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
-            return [model.encode(text) for text in texts]
-        return await asyncio.to_thread(lambda: [model.encode(text) for text in texts])
+    async def _encode(self, texts: list[str], model: LoadedModel, deadline: Deadline) -> list[Encoded]:
+        """Tokenise ``texts``: inline when their normalised length is surely short, else on the
+        tokenising thread; :class:`EmptyText` when one has no words to read."""
+        if sum(map(normalized_length_bound, texts)) <= INLINE_TOKENIZE_CHARS:
+            encoded = [model.encode(text) for text in texts]
+        else:
+            encoded = await self.tokenize_pool.run(lambda _: [model.encode(text) for text in texts], deadline)
+        require_words(encoded)
+        return encoded
 
     async def predict(self, texts: list[str]) -> list[dict]:
         """Predictions for ``texts`` in order, batched with concurrent requests when enabled."""
@@ -132,20 +143,18 @@ class SentimentService:
             raise PayloadTooLarge(f"{len(texts)} texts; the limit is {self.settings.max_batch_texts}")
         for text in texts:
             self._check_text(text)
-        async with self._deadline():
+        async with self._deadline() as deadline:
             model = self.runtime.model  # the whole request uses one model, even across a reload
-            encoded = await self._encode(texts, model)
-            empty = [index for index, item in enumerate(encoded) if item.total == 0]
-            if empty:
-                where = f"text {empty[0]} has" if len(texts) > 1 else "the text has"
-                raise EmptyText(f"{where} no words to read (empty, blank or control characters only)")
+            encoded = await self._encode(texts, model, deadline)
             for item in encoded:
                 self.metrics.tokens.observe(len(item.ids))
             sequences = [item.ids for item in encoded]
             if self.settings.batching:
                 probabilities = await self.batcher.submit(sequences, model)
             else:
-                probabilities = await asyncio.to_thread(self._timed_infer, sequences, model)
+                probabilities = await self.inference_pool.run(
+                    lambda _: self._timed_infer(sequences, model), deadline
+                )
                 self.metrics.batch_size.observe(len(sequences))
         return [
             {**make_prediction(row, item).as_dict(), "model": model.ref}
@@ -158,16 +167,20 @@ class SentimentService:
         return {"predictions": predictions, "model": predictions[0]["model"]}
 
     @contextlib.asynccontextmanager
-    async def _deadline(self) -> AsyncIterator[None]:
-        """:class:`Timeout` when the block takes longer than ``request_timeout_s``.
+    async def _deadline(self) -> AsyncIterator[Deadline]:
+        """A :class:`Deadline` for the block's blocking work; :class:`Timeout` when the block
+        takes longer than ``request_timeout_s``.
 
         Cancelling the wait resolves nothing else: a batched request's queue entry is skipped by
-        the batcher (its future is cancelled), and the in-flight slot is released as the 504 goes.
+        the batcher (its future is cancelled), a pool's job stops at its next check, and the
+        in-flight slot is released as the 504 goes.
         """
+        deadline = Deadline(self.settings.request_timeout_s)
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
-                yield
-        except TimeoutError:
+                yield deadline
+        except (TimeoutError, Abandoned):  # Abandoned: a job saw the deadline pass first
+            deadline.abandon()
             self.metrics.timeouts.inc()
             raise Timeout(f"not answered within {self.settings.request_timeout_s:g} s; retry later") from None
 
@@ -180,21 +193,34 @@ class SentimentService:
         self._check_text(text)
         return min(max_tokens or self.settings.trace_max_tokens, self.settings.trace_max_tokens)
 
-    async def trace(self, text: str, max_tokens: int | None) -> dict:
-        """Prediction and gate activations of ``text``."""
+    async def trace(self, text: str, max_tokens: int | None, view: TraceView | None = None) -> bytes:
+        """Prediction and gate activations of ``text`` (those ``view`` selects), as JSON.
+
+        Encoded on the trace thread: a full trace of 400 tokens is some 600,000 numbers, whose
+        validation and encoding on the event loop would stall every other request.
+        """
         cap = self._trace_cap(text, max_tokens)
+        model = self.runtime.model
+        view = view or TraceView()
+        view.check(model.config)
+
+        def job(deadline: Deadline) -> tuple[bytes, int]:
+            result = self.runtime.trace(text, cap, model=model, deadline=deadline, view=view)
+            result["prediction"] = result["prediction"].as_dict()
+            return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), len(result["token_ids"])
+
         started = time.perf_counter()
-        async with self._deadline():
-            result = await asyncio.to_thread(self.runtime.trace, text, cap)
+        async with self._deadline() as deadline:
+            body, tokens = await self.trace_pool.run(job, deadline)
         self.metrics.trace_seconds.observe(time.perf_counter() - started)
-        self.metrics.tokens.observe(len(result["token_ids"]))
-        return {**result, "prediction": result["prediction"].as_dict()}
+        self.metrics.tokens.observe(tokens)
+        return body
 
     async def saliency(self, text: str, max_tokens: int | None) -> dict:
         """Running sentiment and occlusion saliency per token of ``text``."""
         cap = self._trace_cap(text, max_tokens)
-        async with self._deadline():
-            return await asyncio.to_thread(self.runtime.saliency, text, cap)
+        async with self._deadline() as deadline:
+            return await self.trace_pool.run(lambda d: self.runtime.saliency(text, cap, d), deadline)
 
     def check_model_name(self, name: str) -> None:
         """:class:`ModelNotFound` unless ``name`` is the served model's name."""

@@ -49,6 +49,25 @@ class Settings(BaseSettings):
     batching: bool = Field(True, description="Coalesce concurrent requests (dynamic batching).")
     trace_enabled: bool = Field(True, description="Serve /v1/trace.")
     trace_max_tokens: int = Field(400, ge=1, description="Most tokens a trace covers.")
+    trace_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Traces and saliency maps computed at once, on threads of their own (never "
+        "the predictions' threads).",
+    )
+    trace_queue: int = Field(
+        2,
+        ge=0,
+        description="Traces and saliency maps waiting for a trace worker; beyond it, a quick 429.",
+    )
+    trace_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="onnxruntime intra-op threads of the session that traces and saliency use, "
+        "apart from the predictions' session.",
+    )
     api_key: SecretStr | None = Field(
         None,
         min_length=1,
@@ -59,6 +78,28 @@ class Settings(BaseSettings):
     )
     max_in_flight: int = Field(
         256, ge=1, description="Model requests handled at once; more get a 429 at once instead of a queue."
+    )
+    max_connections: int = Field(
+        1024, ge=1, description="Open client connections; one beyond it is closed as it is accepted."
+    )
+    max_header_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest request line and headers; beyond, a 431 and the connection closes.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A request's headers must arrive within this time of its first byte (or of the "
+        "connection's opening); else a 408 and the connection closes (slowloris).",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A request's body must arrive within this time of its headers; else a 408 and the "
+        "connection closes. A model request counts as in flight only once its body is read.",
     )
     request_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="A model request not answered in this time gets a 504."

@@ -56,7 +56,7 @@ LEVERS: dict[str, dict[str, str]] = {
         "SENTIMENT_THREADS": "2",
         "SENTIMENT_INFERENCE_WORKERS": "2",
     },
-    "default, asyncio loop + h11 parser": {"--loop": "asyncio", "--http": "h11"},
+    "default, asyncio loop": {"--loop": "asyncio"},
     "default, no spin-waiting": {"SENTIMENT_SPIN_WAIT": "false"},
     "default, FastAPI's OpenTelemetry on": {"SENTIMENT_OPENTELEMETRY": "true"},
     "1 thread, 2 workers, no spin-waiting": {

@@ -23,7 +23,7 @@ TOKENIZER_VERSION = 1
 # quadratically on a long run of spaces after "<br".)
 _HTML_BREAK = re.compile(r"<br\s*(?:/\s*)?>", re.IGNORECASE)
 # Apostrophe look-alikes NFKC leaves alone; unified so "don’t" and "don't" tokenise the same.
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_QUOTES = ("\u2019", "\u2018", "\u02bc", "`")
 # A word is letters/digits, optionally joined by apostrophes or hyphens ("o'clock", "well-made");
 # anything else that is not a space is one punctuation token.
 _TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*|[^\w\s]|_")
@@ -32,11 +32,53 @@ _NEGATION = re.compile(r"^(.+)(n't)$")
 _CLITIC = re.compile(r"^(.+)('s|'re|'ve|'ll|'d|'m)$")
 
 
+# The most characters NFKC and lowercasing make of one character (U+FDFA becomes 18): a text of
+# n characters normalises to at most n times this, and an ASCII text to at most n.
+MAX_EXPANSION = 18
+# A capped tokenisation reads the text in pieces of about this many characters (see tokenize).
+PIECE_CHARS = 1024
+# How far past a piece's nominal end a cut is looked for: the Stream-Safe Text Format (UAX #15,
+# section 13) lets a run of combining marks be this long at most; a longer run (no real text
+# has one) is cut where it stands, and NFKC, quadratic in such a run, never sees it whole.
+_CUT_LOOKAHEAD = 64
+_SPACE = re.compile(r"\s")
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+# Hangul vowel and final jamo compose with the syllable before them (Unicode 3.12)
+_JAMO_VT = ((0x1161, 0x1175), (0x11A8, 0x11C2))
+
+
 def normalize(text: str) -> str:
     """Remove HTML line breaks, apply Unicode NFKC, unify apostrophes and lowercase."""
-    text = _HTML_BREAK.sub(" ", text)
-    text = unicodedata.normalize("NFKC", text)
-    return text.translate(_APOSTROPHES).lower()
+    return _finish(unicodedata.normalize("NFKC", _HTML_BREAK.sub(" ", text)))
+
+
+def _finish(text: str) -> str:
+    """Unify apostrophes and lowercase (``str.replace`` runs in C; a translate table does not)."""
+    for quote in _QUOTES:
+        text = text.replace(quote, "'")
+    return text.lower()
+
+
+def normalized_length_bound(text: str) -> int:
+    """An upper bound on ``len(normalize(text))``, in time independent of the text's content."""
+    return len(text) if text.isascii() else len(text) * MAX_EXPANSION
+
+
+def _starts_segment(char: str) -> bool:
+    """Whether NFKC gives the same result on a text cut just before ``char`` as on the whole.
+
+    True when the character's decomposition begins with a starter that composes with nothing
+    before it (UAX #15, section 9): not a mark, not a Hangul vowel or final jamo.
+    """
+    first = unicodedata.normalize("NFKD", char)[:1]
+    if not first or unicodedata.combining(first) or unicodedata.category(first).startswith("M"):
+        return False
+    return not any(low <= ord(first) <= high for low, high in _JAMO_VT)
+
+
+def _is_readable(token: str) -> bool:
+    """False for a token made of control or format characters only (nothing a reader sees)."""
+    return any(unicodedata.category(ch) not in ("Cc", "Cf") for ch in token)
 
 
 def _split_contraction(word: str) -> list[str]:
@@ -47,12 +89,61 @@ def _split_contraction(word: str) -> list[str]:
     return [word]
 
 
-def tokenize(text: str) -> list[str]:
-    """Split a review into word, contraction and punctuation tokens (after :func:`normalize`)."""
+def tokenize(text: str, limit: int | None = None) -> list[str]:
+    """Split a review into word, contraction and punctuation tokens (after :func:`normalize`).
+
+    With ``limit``, stop once more than ``limit`` tokens are found. Then only the prefix of the
+    text that holds them is normalised, in pieces of about ``PIECE_CHARS`` characters, so the
+    work, and each call that holds the GIL, is bounded by the limit and the piece, not by the
+    text's length, which normalisation can multiply 18-fold. The pieces are cut where NFKC
+    splits exactly, and normalised text is tokenised only up to its last whitespace (tokens and
+    the final-sigma rule of lowercasing never cross it), so the result is the whole text's.
+    """
+    text = _HTML_BREAK.sub(" ", text)
+    if limit is None:
+        return _tokens(_finish(unicodedata.normalize("NFKC", text)))
     tokens: list[str] = []
-    for word in _TOKEN.findall(normalize(text)):
-        tokens.extend(_split_contraction(word) if "'" in word else (word,))
+    pending = ""  # normalised text after the last whitespace: its last token may go on
+    for piece, last in _pieces(text):
+        normalized = unicodedata.normalize("NFKC", piece)
+        space = None if last else _LAST_SPACE.search(normalized)
+        if not last and space is None:
+            pending += normalized
+            continue
+        cut = len(normalized) if last else space.end()
+        ready, pending = pending + normalized[:cut], normalized[cut:]
+        tokens += _tokens(_finish(ready), limit + 1 - len(tokens))
+        if len(tokens) > limit:
+            break
     return tokens
+
+
+def _tokens(normalized: str, most: int | None = None) -> list[str]:
+    """The tokens of normalised text, contractions split; stop once there are ``most``."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(normalized):
+        word = match.group()
+        tokens.extend(_split_contraction(word) if "'" in word else (word,))
+        if most is not None and len(tokens) >= most:
+            break
+    return tokens
+
+
+def _pieces(text: str):
+    """``(piece, is_last)``: ``text`` cut before whitespace or a segment start near every
+    ``PIECE_CHARS`` characters (see ``_CUT_LOOKAHEAD``)."""
+    start = 0
+    while len(text) - start > PIECE_CHARS + _CUT_LOOKAHEAD:
+        nominal = start + PIECE_CHARS
+        space = _SPACE.search(text, nominal, nominal + _CUT_LOOKAHEAD)
+        end = space.start() if space else nominal
+        if space is None:
+            end = next(
+                (i for i in range(nominal, nominal + _CUT_LOOKAHEAD) if _starts_segment(text[i])), nominal
+            )
+        yield text[start:end], False
+        start = end
+    yield text[start:], True
 
 
 @dataclass(frozen=True)
@@ -107,16 +198,16 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A text as the network reads it: the kept tokens, their ids, and the untruncated count."""
+    """A text as the network reads it: the kept tokens and their ids.
+
+    ``truncated``: tokens were dropped to respect the token cap. ``empty``: the text has no
+    token a reader would see (it is empty, blank, or control and format characters only).
+    """
 
     tokens: list[str]
     ids: list[int]
-    total: int
-
-    @property
-    def truncated(self) -> bool:
-        """Whether tokens were dropped to respect the token cap."""
-        return self.total > len(self.tokens)
+    truncated: bool
+    empty: bool
 
 
 class Tokenizer:
@@ -130,8 +221,11 @@ class Tokenizer:
         return tokenize(text)
 
     def encode_text(self, text: str, max_tokens: int | None = None) -> Encoded:
-        """Tokens and ids of ``text``, keeping the first ``max_tokens`` when given."""
-        return self.encode_tokens(tokenize(text), max_tokens)
+        """Tokens and ids of ``text``, keeping the first ``max_tokens`` when given (and reading
+        no further into the text than they need)."""
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+        return self.encode_tokens(tokenize(text, max_tokens), max_tokens)
 
     def encode_tokens(self, tokens: Sequence[str], max_tokens: int | None = None) -> Encoded:
         """Ids of already tokenised text, keeping the first ``max_tokens`` when given.
@@ -140,8 +234,10 @@ class Tokenizer:
         """
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        kept = list(tokens[:max_tokens]) or [UNK]
-        return Encoded(tokens=kept, ids=self.vocabulary.encode(kept), total=len(tokens))
+        kept = list(tokens[:max_tokens])
+        empty = not any(map(_is_readable, kept))  # the first token is nearly always readable
+        kept = kept or [UNK]
+        return Encoded(kept, self.vocabulary.encode(kept), truncated=len(tokens) > len(kept), empty=empty)
 
     def encode(self, text: str, max_tokens: int | None = None) -> list[int]:
         """Token ids of ``text`` (see :meth:`encode_text`)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from app.api.deps import KeyedService, PredictionService, Service
+from app.runtime import TraceView
 from app.schemas import (
     BatchPredictRequest,
     BatchPredictResponse,
@@ -12,6 +14,7 @@ from app.schemas import (
     PredictRequest,
     PredictResponse,
     SaliencyResponse,
+    TraceOptions,
     TraceRequest,
     TraceResponse,
 )
@@ -38,9 +41,13 @@ async def predict_batch(body: BatchPredictRequest, service: PredictionService) -
     summary="Gate activations per token",
     responses={401: {"model": ErrorResponse}},
 )
-async def trace(body: TraceRequest, service: KeyedService) -> dict:
-    """The prediction plus every gate of every layer and direction, per token."""
-    return await service.trace(body.text, body.max_tokens)
+async def trace(body: TraceOptions, service: KeyedService) -> Response:
+    """The prediction plus every gate of every layer and direction, per token (or the layers,
+    gates and units asked for, rounded to ``decimals``)."""
+    view = TraceView(
+        *(None if v is None else tuple(v) for v in (body.layers, body.gates, body.units)), body.decimals
+    )
+    return Response(await service.trace(body.text, body.max_tokens, view), media_type="application/json")
 
 
 @router.post(

@@ -167,7 +167,6 @@ def test_hostile_bodies_get_4xx_never_5xx(make_client) -> None:
     oversized_v2 = client.post("/v2/models/tiny/infer", content=b"{" + b" " * 5000 + b"}")
     assert oversized_v2.status_code == 413 and isinstance(oversized_v2.json()["error"], str)
     for text in [
-        "\u0000\u0007",
         "e\u0301" * 50,
         "\u05e9\u05dc\u05d5\u05dd",
         "😀" * 30,
@@ -175,6 +174,22 @@ def test_hostile_bodies_get_4xx_never_5xx(make_client) -> None:
         "a" * 3000,
     ]:
         assert client.post("/v1/predict", json={"text": text}).status_code == 200
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "\u0000\u0007", "\u0001\u0002", "\u200b\ufeff"])
+def test_every_route_refuses_a_text_with_nothing_to_read(client, text: str) -> None:
+    """Empty, blank, control or format characters only: a 422 from every route alike."""
+    for path, body in [
+        ("/v1/predict", {"text": text}),
+        ("/v1/predict/batch", {"texts": ["fine", text]}),
+        ("/v1/trace", {"text": text}),
+        ("/v1/trace/saliency", {"text": text}),
+    ]:
+        response = client.post(path, json=body)
+        assert response.status_code == 422, (path, text, response.text)
+        assert response.json()["error"]["code"] == "empty_text"
+    infer = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+    assert client.post("/v2/models/tiny/infer", json=infer).status_code == 422
 
 
 def test_open_inference_protocol_validation(client) -> None:

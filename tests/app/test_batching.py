@@ -7,11 +7,12 @@ import asyncio
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from app.batcher import DynamicBatcher, length_groups
+from app.batcher import DynamicBatcher
 from app.metrics import ModelMetrics
 from app.runtime import ModelRuntime
 from app.service import SentimentService
 from app.settings import Settings
+from model.inputs import length_groups
 
 TEXTS = [
     "great",
