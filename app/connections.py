@@ -60,8 +60,10 @@ def guarded_protocol(
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._header_bytes = 0
+            self._header_bytes = 0  # bytes received while headers were incomplete
+            self._parsed_bytes = 0  # bytes of the headers parsed so far
             self._in_headers = False
+            self._refused = False
             self._read_timer: asyncio.TimerHandle | None = None
             if len(self.connections) > max_connections:
                 self._refuse("connections", None)
@@ -74,6 +76,8 @@ def guarded_protocol(
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._refused:  # the rest of a refused request is not parsed
+                return
             super().data_received(data)
             # counted after parsing: a chunk that completed the headers is not header bytes only
             if self._in_headers and not self.transport.is_closing():
@@ -83,20 +87,36 @@ def guarded_protocol(
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._in_headers, self._header_bytes = True, 0
+            self._in_headers, self._header_bytes, self._parsed_bytes = True, 0, 0
             if self._read_timer is None:  # else: armed since the connection opened
                 self._arm(header_timeout_s, header_late, "header_timeout")
+
+        def on_url(self, url: bytes) -> None:
+            self._parsed_bytes += len(url)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._parsed_bytes += len(name) + len(value) + 4  # ": " and CRLF
+            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
             self._disarm()
+            if self._parsed_bytes > max_header_bytes:  # headers that arrived whole, in one read
+                self._refuse("header_size", too_large)
+                return
             super().on_headers_complete()
             if not self.transport.is_closing():
                 self._arm(body_timeout_s, body_late, "body_timeout")
 
+        def on_body(self, body: bytes) -> None:
+            if not self._refused:
+                super().on_body(body)
+
         def on_message_complete(self) -> None:
             self._disarm()
-            super().on_message_complete()
+            if not self._refused:
+                super().on_message_complete()
 
         def _arm(self, seconds: float, answer: bytes, reason: str) -> None:
             self._disarm()
@@ -110,6 +130,7 @@ def guarded_protocol(
         def _refuse(self, reason: str, answer: bytes | None) -> None:
             """Answer ``answer`` (unless a response has begun) and close the connection."""
             self._disarm()
+            self._refused = True
             if self.transport.is_closing():
                 return
             cycle = self.cycle
