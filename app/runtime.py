@@ -28,6 +28,7 @@ from model.bundle import (
     TOKENIZER_FILE,
     load_card,
     onnx_session,
+    public_card,
     read_onnx,
 )
 from model.config import ModelConfig
@@ -74,6 +75,7 @@ class LoadedModel:
     session: onnxruntime.InferenceSession
     tokenizer: Tokenizer
     card: dict
+    public_card: dict  # the card without local paths, as /v1/model shows it
     config: ModelConfig
     weights: dict[str, np.ndarray]
     name: str
@@ -119,6 +121,7 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         session,
         tokenizer,
         card,
+        public_card(card),
         config,
         weights,
         settings.model_name or card.get("name", "imdb-lstm"),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -30,6 +32,19 @@ CARD_FIELD_TYPES: dict[str, tuple[type, str]] = {
     "train_config": (dict, "an object"),
     "metrics": (dict, "an object"),
 }
+# Card fields whose values are paths on the training machine (TrainConfig's file options, the
+# command line, a language model's checkpoint): left out of the card the service shows
+LOCAL_PATH_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("train_config", "data"),
+    ("train_config", "output"),
+    ("train_config", "init_from"),
+    ("train_config", "pseudo_labels"),
+    ("training", "command"),
+    ("training", "pretraining", "checkpoint"),
+)
+# A path inside any string: rooted (/x, ./x, ../x, ~/x, C:\x) or folder/file (runs/round3/best.pt).
+# Free-text fields (e.g. training.embeddings, "from runs/round3/best.pt") can hold one.
+_LOOKS_LIKE_PATH = re.compile(r"""(?:^|[\s=,;('"])[~.]{0,2}[/\\]\S|[\w.-][/\\][\w.-]|^[A-Za-z]:[/\\]""")
 
 
 def load_card(bundle: str | Path) -> dict:
@@ -50,6 +65,37 @@ def load_card(bundle: str | Path) -> dict:
         if field in card and not isinstance(card[field], kind):
             raise ValueError(f"{path}: '{field}' must be {described}, not {json.dumps(card[field])[:40]}")
     return card
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text`` holds something that reads as a filesystem path."""
+    return _LOOKS_LIKE_PATH.search(text) is not None
+
+
+def public_card(card: dict) -> dict:
+    """The card without local paths: :data:`LOCAL_PATH_FIELDS` and any string that looks like a
+    path are left out (model_card.json on disk keeps them, as a record of how the model was made)."""
+    public = _without_paths(card)
+    for *parents, field in LOCAL_PATH_FIELDS:
+        holder: Any = public
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        if isinstance(holder, dict):
+            holder.pop(field, None)
+    return public
+
+
+def _without_paths(value: Any) -> Any:
+    """A deep copy of a JSON value with every path-like string left out."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items() if not _is_path(v)}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value if not _is_path(v)]
+    return value
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and looks_like_path(value)
 
 
 def require_vocabulary(bundle: str | Path, vocabulary: Vocabulary, remedy: str) -> None:
