@@ -46,6 +46,10 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         version="0.1.0",
         summary="Sentiment of movie reviews from an LSTM, with per-gate activation traces.",
         lifespan=lifespan,
+        # app.api.pages serves Swagger UI from local assets (FastAPI's pages load from a CDN);
+        # ReDoc needs inline styles, which the pages' Content-Security-Policy refuses
+        docs_url=None,
+        redoc_url=None,
         # None: FastAPI's defaults, which look up the OpenTelemetry providers on every request
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.mount(pages.DOCS_ASSETS, pages.docs_assets(), name="docs-static")
     # Middleware runs outermost-last-added. Cheapest refusals first, before any body is read:
     # CORS preflights, the in-flight cap, the per-client rate limit, then the body size.
     # All are added before the HTTP metrics, so their 4xx answers are counted there.

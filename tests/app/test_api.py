@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,23 @@ def test_pages_are_served_without_external_assets(client) -> None:
     for asset in ("/static/inspect.js", "/static/inspect.css"):
         assert asset in page and client.get(asset).status_code == 200
     assert "http://" not in page and "https://" not in page  # no CDN
+
+
+def test_the_api_docs_are_served_from_local_assets(client) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert not re.findall(r"https?://", page.text)  # no CDN, no validator badge
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    assert sorted(Path(asset).suffix for asset in assets) == [".css", ".js", ".png"]
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and response.headers["content-type"].startswith(
+            types[Path(asset).suffix]
+        ), asset
+        assert len(response.content) > 1000
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/redoc").status_code == 404  # not served: it needs inline styles (app.api.pages)
 
 
 def _api_routes(routes) -> list[APIRoute]:
