@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from app.api import admin, health, pages, v1, v2
 from app.errors import BundleError, install_handlers
+from app.headers import SecurityHeaders
 from app.limits import BodySizeLimit, InFlightLimit, RateLimit
 from app.metrics import HttpMetrics, ModelMetrics
 from app.runtime import ModelRuntime
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.mount(pages.DOCS_ASSETS, pages.docs_assets(), name="docs-static")
     # Middleware runs outermost-last-added. Cheapest refusals first, before any body is read:
     # CORS preflights, the in-flight cap, the per-client rate limit, then the body size.
-    # All are added before the HTTP metrics, so their 4xx answers are counted there.
+    # All are added before the HTTP metrics, so their 4xx answers are counted there, and before
+    # the security headers, so those answers carry them too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
         app.add_middleware(
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-api-key"],
         )
+    app.add_middleware(SecurityHeaders, policy=pages.content_security_policy())
     app.add_middleware(HttpMetrics, registry=registry)
     return app
 
