@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from app.api import admin, health, pages, v1, v2
 from app.errors import BundleError, install_handlers
+from app.headers import SecurityHeaders
 from app.limits import BodySizeLimit, InFlightLimit, RateLimit
 from app.metrics import HttpMetrics, ModelMetrics
 from app.runtime import ModelRuntime
@@ -46,6 +47,10 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
         version="0.1.0",
         summary="Sentiment of movie reviews from an LSTM, with per-gate activation traces.",
         lifespan=lifespan,
+        # app.api.pages serves Swagger UI from local assets (FastAPI's pages load from a CDN);
+        # ReDoc needs inline styles, which the pages' Content-Security-Policy refuses
+        docs_url=None,
+        redoc_url=None,
         # None: FastAPI's defaults, which look up the OpenTelemetry providers on every request
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
@@ -58,10 +63,12 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.mount(pages.DOCS_ASSETS, pages.docs_assets(), name="docs-static")
     # Middleware runs outermost-last-added. Cheapest refusals first: CORS preflights, the
     # per-client rate limit, the body size (which reads the body); then the in-flight cap, so a
     # request holds a slot only once its body is read and a slow upload cannot lock others out.
-    # All are added before the HTTP metrics, so their 4xx answers are counted there.
+    # All are added before the HTTP metrics, so their 4xx answers are counted there, and before
+    # the security headers, so those answers carry them too.
     app.add_middleware(
         InFlightLimit,
         max_in_flight=settings.max_in_flight,
@@ -79,6 +86,7 @@ def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = 
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-api-key"],
         )
+    app.add_middleware(SecurityHeaders, policy=pages.content_security_policy())
     app.add_middleware(HttpMetrics, registry=registry)
     return app
 

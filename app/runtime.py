@@ -10,23 +10,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-import onnx
 import onnxruntime
 
 from app.errors import BundleError, EmptyText, InvalidRequest, NotReady
 from app.gates import GATE_NAMES, direction_gates
 from app.settings import Settings
 from app.workpool import Deadline
-from model.bundle import CARD_FILE, LABELS, ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session, read_onnx
+from model.bundle import (
+    CARD_FILE,
+    LABELS,
+    ONNX_FILE,
+    TOKENIZER_FILE,
+    load_card,
+    onnx_session,
+    public_card,
+    read_onnx,
+)
 from model.config import ModelConfig
 from model.inputs import length_groups, pad_batch
 from model.tokenizer import Encoded, Tokenizer
 
 logger = logging.getLogger("app.runtime")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,7 @@ class LoadedModel:
     trace_session: onnxruntime.InferenceSession
     tokenizer: Tokenizer
     card: dict
+    public_card: dict  # the card without local paths, as /v1/model shows it
     config: ModelConfig
     weights: dict[str, np.ndarray]
     name: str
@@ -156,21 +168,17 @@ class LoadedModel:
 
 
 def _read_bundle(settings: Settings) -> LoadedModel:
-    """Load and cross-check a bundle; every problem is one :class:`BundleError` line."""
+    """Load and cross-check a bundle; every problem is one :class:`BundleError` line that names
+    the file and says what is wrong with it."""
     folder = settings.model_dir
     for name in (ONNX_FILE, TOKENIZER_FILE, CARD_FILE):
         if not (folder / name).is_file():
             raise BundleError(f"{folder / name}: missing (is {folder} a model bundle?)")
-    try:
-        card = load_card(folder)
-        tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
-        proto, config, weights = read_onnx(folder / ONNX_FILE)
-    except (ValueError, KeyError, TypeError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
-        raise BundleError(f"{folder}: {error}") from error
-    except OSError as error:
-        raise BundleError(f"{folder}: cannot read the bundle ({error})") from error
-    except Exception as error:  # a corrupt protobuf raises the protobuf library's own errors
-        raise BundleError(f"{folder / ONNX_FILE}: cannot read the ONNX model ({error})") from error
+        if (folder / name).stat().st_size == 0:
+            raise BundleError(f"{folder / name}: empty file (0 bytes; a copy or an export cut short?)")
+    card = _read_file(folder / CARD_FILE, lambda path: load_card(path.parent))
+    tokenizer = _read_file(folder / TOKENIZER_FILE, Tokenizer.load)
+    proto, config, weights = _read_file(folder / ONNX_FILE, read_onnx)
     _check_consistency(folder, tokenizer, card, config, weights)
     try:
         serialized = proto.SerializeToString()
@@ -184,6 +192,7 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         trace_session,
         tokenizer,
         card,
+        public_card(card),
         config,
         weights,
         settings.model_name or card.get("name", "imdb-lstm"),
@@ -192,16 +201,38 @@ def _read_bundle(settings: Settings) -> LoadedModel:
     )
 
 
+def _read_file(path: Path, read: Callable[[Path], T]) -> T:
+    """``read(path)``, any failure a :class:`BundleError` that starts with ``path``.
+
+    The readers name the file in their own errors; the rest (an unreadable file, a vocabulary
+    the tokenizer refuses, an error deep in a library) get the path put in front here.
+    """
+    try:
+        return read(path)
+    except UnicodeDecodeError as error:
+        raise BundleError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
+    except OSError as error:
+        raise BundleError(f"{path}: cannot read it ({error.strerror or error})") from error
+    except Exception as error:
+        message = str(error)
+        if not message.startswith(str(path)):
+            message = f"{path}: {message or type(error).__name__}"
+        raise BundleError(message) from error
+
+
 def _check_consistency(
     folder: Path, tokenizer: Tokenizer, card: dict, config: ModelConfig, weights: dict
 ) -> None:
     """The vocabulary, the card and the graph's weights must describe one model."""
     embedding = weights.get("embedding")
-    if embedding is None or embedding.shape != (config.vocab_size, config.embed_dim):
-        raise BundleError(f"{folder / ONNX_FILE}: embedding does not match the model config {config}")
+    expected = (config.vocab_size, config.embed_dim)
+    if embedding is None or embedding.shape != expected:
+        found = "no 'embedding' weight" if embedding is None else f"an embedding of shape {embedding.shape}"
+        raise BundleError(f"{folder / ONNX_FILE}: {found}; its model config says {expected}")
     if len(tokenizer.vocabulary) != config.vocab_size:
         raise BundleError(
-            f"{folder}: tokenizer has {len(tokenizer.vocabulary)} words, the ONNX model {config.vocab_size}"
+            f"{folder / TOKENIZER_FILE}: the tokenizer has {len(tokenizer.vocabulary)} words, "
+            f"the ONNX model {config.vocab_size} (files from different models?)"
         )
     if config.num_classes != len(LABELS):
         raise BundleError(f"{folder / ONNX_FILE}: {config.num_classes} classes; this service serves {LABELS}")
@@ -218,7 +249,10 @@ def _check_consistency(
     except (ValueError, TypeError) as error:
         raise BundleError(f"{folder / CARD_FILE}: model_config is not a model config ({error})") from error
     if described != config:
-        raise BundleError(f"{folder / CARD_FILE}: model_config differs from the one inside model.onnx")
+        differing = sorted(k for k, v in described.to_dict().items() if getattr(config, k) != v)
+        raise BundleError(
+            f"{folder / CARD_FILE}: model_config differs from the one inside model.onnx in {differing}"
+        )
 
 
 def _check_graph(folder: Path, session: onnxruntime.InferenceSession, config: ModelConfig) -> None:

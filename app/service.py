@@ -110,8 +110,8 @@ class SentimentService:
         return self.accepting and not self.draining
 
     def model_card(self) -> dict:
-        """The served bundle's model card."""
-        return self.runtime.model.card
+        """The served bundle's model card, less the paths on the training machine."""
+        return self.runtime.model.public_card
 
     def _timed_infer(self, sequences: list[list[int]], model: LoadedModel) -> np.ndarray:
         started = time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 Cell = Literal["lstm", "peephole", "gru", "rnn"]
 Pooling = Literal["last", "max", "mean", "concat"]
@@ -69,9 +69,19 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error, not ignored."""
+        """Rebuild from :meth:`to_dict` output; unknown keys and values of the wrong JSON type
+        (read from a file, e.g. ``"hidden_size": "128"``) are an error, not ignored."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a model config is a JSON object, not {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        hints = get_type_hints(cls)
+        for key, value in data.items():
+            wanted = hints[key] if hints[key] in (int, float, bool) else str  # the Literals are str
+            # bool is an int subclass, and a float field takes a JSON integer such as 0
+            allowed = (int, float) if wanted is float else (wanted,)
+            if type(value) not in allowed:
+                raise TypeError(f"{key} must be {wanted.__name__}, got {value!r}")
         return cls(**data)

@@ -63,5 +63,5 @@ async def saliency(body: TraceRequest, service: KeyedService) -> dict:
 
 @router.get("/model", summary="The model card")
 async def model_card(service: Service) -> dict:
-    """The served bundle's ``model_card.json``."""
+    """The served bundle's ``model_card.json`` without the fields that name local paths."""
     return service.model_card()

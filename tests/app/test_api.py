@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
@@ -11,7 +13,9 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.metrics import api_routes
 from app.settings import Settings
+from model.bundle import load_card
 
+ROOT = Path(__file__).resolve().parents[2]
 REVIEW = "a wonderful , moving film with great acting"
 
 
@@ -116,6 +120,33 @@ def test_health_model_card_and_metrics(client) -> None:
     assert 'handler="/v1/predict"' in metrics
 
 
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_the_shipped_model_card_is_served_without_local_paths() -> None:
+    shipped = ROOT / "models" / "default"
+    on_disk = (shipped / "model_card.json").read_bytes()
+    with TestClient(create_app(Settings(model_dir=shipped))) as client:
+        served = client.get("/v1/model").json()
+    paths = [text for text in _strings(served) if "runs/" in text or text.startswith(("/", "../", "./", "~"))]
+    assert not paths
+    card = load_card(shipped)
+    kept = ("name", "version", "max_tokens", "architecture", "model_config", "metrics", "dataset", "parity")
+    assert {field: served[field] for field in kept} == {field: card[field] for field in kept}
+    # the hyperparameters stay; docker/e2e.sh reads limit_reviews
+    hyperparameters = ("seed", "epochs", "batch_size", "learning_rate", "vat_epsilon", "limit_reviews")
+    assert {k: served["train_config"][k] for k in hyperparameters} == {
+        k: card["train_config"][k] for k in hyperparameters
+    }
+    assert served["training"]["history"] == card["training"]["history"]
+    assert (shipped / "model_card.json").read_bytes() == on_disk  # the card on disk keeps everything
+
+
 def test_unknown_route_and_method(client) -> None:
     assert client.get("/nope").json()["error"]["code"] == "not_found"
     assert client.get("/v1/predict").status_code == 405
@@ -213,6 +244,23 @@ def test_pages_are_served_without_external_assets(client) -> None:
     for asset in ("/static/inspect.js", "/static/inspect.css"):
         assert asset in page and client.get(asset).status_code == 200
     assert "http://" not in page and "https://" not in page  # no CDN
+
+
+def test_the_api_docs_are_served_from_local_assets(client) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert not re.findall(r"https?://", page.text)  # no CDN, no validator badge
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    assert sorted(Path(asset).suffix for asset in assets) == [".css", ".js", ".png"]
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and response.headers["content-type"].startswith(
+            types[Path(asset).suffix]
+        ), asset
+        assert len(response.content) > 1000
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/redoc").status_code == 404  # not served: it needs inline styles (app.api.pages)
 
 
 def _api_routes(routes) -> list[APIRoute]:

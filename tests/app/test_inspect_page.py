@@ -70,6 +70,10 @@ def test_inspector_renders_the_served_activations(server, browser) -> None:
     trace = httpx.post(f"{base}/v1/trace", json={"text": REVIEW, "max_tokens": 200}).json()
     saliency = httpx.post(f"{base}/v1/trace/saliency", json={"text": REVIEW, "max_tokens": 200}).json()
     page = browser.new_page(viewport={"width": 1100, "height": 900})
+    refused = []  # anything the pages' Content-Security-Policy blocked
+    page.on(
+        "console", lambda message: "Content Security Policy" in message.text and refused.append(message.text)
+    )
     page.goto(f"{base}/")
     page.click("text=Gate inspector")
     page.fill("#text", REVIEW)
@@ -105,6 +109,7 @@ def test_inspector_renders_the_served_activations(server, browser) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "inspect.png"), full_page=True)
     assert (ARTIFACTS / "inspect.png").stat().st_size > 10_000
+    assert not refused
 
 
 def test_inspector_shows_api_errors_in_words(server, browser) -> None:
@@ -115,3 +120,31 @@ def test_inspector_shows_api_errors_in_words(server, browser) -> None:
     page.click("#analyze")
     page.wait_for_selector("#error:not([hidden])")
     assert "413" in page.inner_text("#error") and "characters" in page.inner_text("#error")
+
+
+def test_api_docs_render_with_no_other_host_reachable(server, browser) -> None:
+    """Swagger UI from the server's own assets, under the pages' Content-Security-Policy."""
+    base, _ = server
+    schema = httpx.get(f"{base}/openapi.json").json()
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    elsewhere, refused = [], []
+    page.route(
+        lambda url: not url.startswith(f"{base}/"),
+        lambda route: elsewhere.append(route.request.url) or route.abort(),
+    )
+    page.on(
+        "console", lambda message: "Content Security Policy" in message.text and refused.append(message.text)
+    )
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".opblock", timeout=20_000)
+    assert page.locator(".opblock").count() == operations
+    # "Try it out" on /v1/predict: the page's own requests to the API are allowed
+    predict = page.locator(".opblock-post", has=page.locator("[data-path='/v1/predict']"))
+    predict.locator(".opblock-summary").click()
+    predict.locator("button.try-out__btn").click()
+    predict.locator("button.execute").click()
+    status = predict.locator(".live-responses-table tr.response .response-col_status")
+    status.wait_for(timeout=20_000)
+    assert status.inner_text().strip() == "200"
+    assert not elsewhere and not refused

@@ -53,13 +53,15 @@ def test_tritonclient_speaks_to_the_server(server) -> None:
     ]
 
 
-@pytest.mark.parametrize("problem", ["missing", "corrupt", "mismatched"])
+@pytest.mark.parametrize("problem", ["missing", "empty", "corrupt", "mismatched"])
 def test_bad_bundle_stops_start_up_with_one_line(tmp_path, bundle_dir, problem) -> None:
     import shutil
 
     folder = tmp_path / "bundle"
     if problem != "missing":
         shutil.copytree(bundle_dir, folder)
+    if problem == "empty":
+        (folder / "model.onnx").write_bytes(b"")
     if problem == "corrupt":
         (folder / "model.onnx").write_bytes(b"not an onnx model at all")
     if problem == "mismatched":
@@ -81,7 +83,13 @@ def test_bad_bundle_stops_start_up_with_one_line(tmp_path, bundle_dir, problem) 
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "cannot load the model bundle" in lines[0]
-    assert {"missing": "missing", "corrupt": "model.onnx", "mismatched": "tokenizer has"}[problem] in lines[0]
+    named = {
+        "missing": "model.onnx: missing",
+        "empty": "model.onnx: empty file",
+        "corrupt": "model.onnx: not an ONNX model",
+        "mismatched": "tokenizer.json: the tokenizer has",
+    }
+    assert f"{folder / named[problem]}" in lines[0]
 
 
 def test_bad_setting_stops_start_up(bundle_dir) -> None:

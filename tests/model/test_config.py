@@ -82,6 +82,23 @@ def test_from_dict_validates_values() -> None:
         ModelConfig.from_dict(data)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hidden_size": "128"}, "hidden_size must be int"),
+        ({"bidirectional": 1}, "bidirectional must be bool"),
+        ({"vocab_size": True}, "vocab_size must be int"),
+        ({"cell": 3}, "cell must be str"),
+    ],
+)
+def test_from_dict_refuses_values_of_the_wrong_json_type(change, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        ModelConfig.from_dict({**ModelConfig(vocab_size=10).to_dict(), **change})
+    with pytest.raises(TypeError, match="JSON object"):
+        ModelConfig.from_dict([1])  # type: ignore[arg-type]
+    assert ModelConfig.from_dict({"vocab_size": 10, "dropout": 0}).dropout == 0  # a JSON 0 is a float
+
+
 def test_is_frozen() -> None:
     config = ModelConfig(vocab_size=10)
     with pytest.raises(AttributeError):
