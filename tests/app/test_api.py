@@ -307,3 +307,19 @@ def test_opentelemetry_is_looked_up_only_when_asked_for(bundle_dir, monkeypatch)
             lookups.clear()  # start-up may look, too
             assert client.post("/v1/predict", json={"text": REVIEW}).status_code == 200
         assert bool(lookups) is expected
+
+
+def test_trace_options_over_http(client) -> None:
+    full = client.post("/v1/trace", json={"text": REVIEW})
+    compact = client.post(
+        "/v1/trace", json={"text": REVIEW, "gates": ["forget"], "units": [0], "decimals": 2}
+    )
+    assert full.status_code == compact.status_code == 200
+    assert len(compact.content) < len(full.content) / 5
+    gates = compact.json()["layers"][0]["forward"]["gates"]
+    assert list(gates) == ["forget"] and all(len(row) == 1 for row in gates["forget"])
+    assert all(round(row[0], 2) == row[0] for row in gates["forget"])
+    for wrong in ({"gates": ["nonsense"]}, {"layers": [7]}, {"units": [10_000]}, {"decimals": -1}):
+        response = client.post("/v1/trace", json={"text": REVIEW, **wrong})
+        assert response.status_code == 422, wrong
+        assert response.json()["error"]["code"] == "invalid_request"

@@ -91,6 +91,43 @@ def test_a_request_over_time_gets_504_and_frees_its_slot(bundle_dir, monkeypatch
     assert "sentiment_timeouts_total 1.0" in metrics
 
 
+def test_traces_have_their_own_bounded_pool_and_stop_at_the_deadline(bundle_dir, monkeypatch) -> None:
+    """A full trace pool answers 429 at once; predictions go on beside a slow trace; a trace that
+    times out stops its work between calls instead of running on after its 504."""
+    calls: list[float] = []
+    original = LoadedModel.infer_chunked
+
+    def slow_chunks(self, sequences, max_tokens, deadline):
+        for _ in range(20):  # 20 slow calls of 0.05 s, checking the deadline between them
+            deadline.check()
+            calls.append(time.monotonic())
+            time.sleep(0.05)
+        return original(self, sequences, max_tokens, deadline)
+
+    monkeypatch.setattr(LoadedModel, "infer_chunked", slow_chunks)
+    saliency = {"text": "a wonderful film"}
+
+    async def body(client, app):
+        slow = asyncio.ensure_future(client.post("/v1/trace/saliency", json=saliency))
+        await asyncio.sleep(0.1)
+        started = time.perf_counter()
+        refused = await client.post("/v1/trace/saliency", json=saliency)
+        refused_in = time.perf_counter() - started
+        prediction = await client.post("/v1/predict", json=TEXT)
+        timed_out = await slow
+        ended = time.monotonic()
+        await asyncio.sleep(0.3)
+        return refused, refused_in, prediction, timed_out, ended
+
+    settings = Settings(model_dir=bundle_dir, trace_workers=1, trace_queue=0, request_timeout_s=0.4)
+    refused, refused_in, prediction, timed_out, ended = run(settings, body)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
+    assert refused_in < 0.2
+    assert prediction.status_code == 200
+    assert timed_out.status_code == 504
+    assert len(calls) < 20 and calls[-1] < ended + 0.1  # stopped within a call of the 504
+
+
 def _write_version(folder, version: str) -> None:
     card_path = folder / "model_card.json"
     card = json.loads(card_path.read_text())

@@ -135,3 +135,64 @@ def test_saliency_running_and_occlusion_match_pytorch(tmp_path) -> None:
         assert abs(result["running"][t] - p_positive(ids[: t + 1])) <= 1e-5
         occluded = [*ids[:t], 1, *ids[t + 1 :]]
         assert abs(result["occlusion"][t] - (p_positive(ids) - p_positive(occluded))) <= 1e-5
+
+
+class CountingSession:
+    """An onnxruntime session that records the padded size of every call it runs."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.padded: list[int] = []
+
+    def run(self, outputs, feeds):
+        self.padded.append(feeds["token_ids"].size)
+        return self.session.run(outputs, feeds)
+
+
+def test_saliency_runs_in_calls_under_the_token_budget_and_stops_at_its_deadline(tmp_path) -> None:
+    from dataclasses import replace
+
+    from app.workpool import Abandoned, Deadline
+
+    folder, _, _ = make_bundle(tmp_path / "bundle", max_tokens=64)
+    text = " ".join(TEXT.split() * 4)  # 64 tokens: 128 sequences of up to 64
+    whole = ModelRuntime(Settings(model_dir=folder, max_batch_tokens=100_000))
+    whole.load()
+    chunked = ModelRuntime(Settings(model_dir=folder, max_batch_tokens=256))
+    chunked.load()
+    expected, got = whole.saliency(text, 64), chunked.saliency(text, 64)
+    assert np.abs(np.array(got["running"]) - expected["running"]).max() <= 1e-6
+    assert np.abs(np.array(got["occlusion"]) - expected["occlusion"]).max() <= 1e-6
+    # the calls themselves, on a model whose trace session counts them
+    counting = CountingSession(chunked.model.trace_session)
+    model = replace(chunked.model, trace_session=counting)
+    sequences = [[2 + i % 30 for i in range(length)] for length in range(1, 65)] * 2
+    positive = model.infer_chunked(sequences, 256, Deadline(60))
+    assert len(counting.padded) > 10 and max(counting.padded) <= 256
+    assert np.abs(positive - model.infer(sequences)[:, 1]).max() <= 1e-6
+    calls = len(counting.padded)
+    deadline = Deadline(60)
+    deadline.abandon()
+    with pytest.raises(Abandoned):
+        model.infer_chunked(sequences, 256, deadline)
+    assert len(counting.padded) == calls  # stopped before its first call
+
+
+def test_a_compact_trace_selects_layers_gates_and_units_and_rounds(tmp_path) -> None:
+    from app.runtime import TraceView
+
+    folder, _, _ = make_bundle(tmp_path / "bundle", "lstm", bidirectional=True, num_layers=2)
+    runtime = ModelRuntime(Settings(model_dir=folder))
+    runtime.load()
+    full = runtime.trace(TEXT, max_tokens=100)
+    view = TraceView(layers=(1,), gates=("forget", "hidden"), units=(2, 0), decimals=3)
+    compact = runtime.trace(TEXT, max_tokens=100, view=view)
+    assert compact["layers"][0] == {} and set(compact["layers"][1]) == {"forward", "backward"}
+    for direction in ("forward", "backward"):
+        gates = compact["layers"][1][direction]["gates"]
+        assert set(gates) == {"forget", "hidden"}
+        for name, values in gates.items():
+            wanted = np.asarray(full["layers"][1][direction]["gates"][name])[:, [2, 0]]
+            assert values.shape == wanted.shape
+            assert np.array_equal(values, np.round(wanted, 3))
+    assert compact["prediction"] == full["prediction"]
