@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from app.connections import guarded_protocol
 from app.errors import BundleError
 from app.main import create_app
-from app.runtime import ModelRuntime
 from app.settings import Settings
+from app.store import ModelStore
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         settings = Settings()
-        runtime = ModelRuntime(settings)
-        runtime.load()
+        store = ModelStore(settings)
+        store.load()
     except ValidationError as error:
         problems = "; ".join(
             f"SENTIMENT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     except BundleError as error:
         logging.getLogger("app").error("cannot load the model bundle: %s", error)
         sys.exit(1)
-    app = create_app(settings, runtime)
+    app = create_app(settings, store)
     protocol = guarded_protocol(
         settings.max_connections,
         settings.max_header_bytes,

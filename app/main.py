@@ -18,18 +18,18 @@ from app.errors import BundleError, install_handlers
 from app.headers import SecurityHeaders
 from app.limits import BodySizeLimit, InFlightLimit, RateLimit
 from app.metrics import HttpMetrics, ModelMetrics
-from app.runtime import ModelRuntime
 from app.service import SentimentService
 from app.settings import Settings
+from app.store import ModelStore
 
 logger = logging.getLogger("app")
 
 
-def create_app(settings: Settings | None = None, runtime: ModelRuntime | None = None) -> FastAPI:
-    """The app for ``settings`` (default: from the environment); ``runtime`` may be pre-loaded."""
+def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> FastAPI:
+    """The app for ``settings`` (default: from the environment); ``store`` may be pre-loaded."""
     settings = settings or Settings()
     registry = CollectorRegistry()
-    service = SentimentService(settings, runtime or ModelRuntime(settings), ModelMetrics(registry))
+    service = SentimentService(settings, store or ModelStore(settings), ModelMetrics(registry))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,7 +96,7 @@ def _reload_on_sighup(service: SentimentService) -> None:
 
     def reload() -> None:
         task = asyncio.ensure_future(service.reload())
-        # a rejected bundle is already logged by the runtime; the old model keeps serving
+        # a rejected bundle is already logged by the store; the old model keeps serving
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     with suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread (tests)

@@ -1,43 +1,25 @@
-"""The model runtime: loads a bundle, checks it, and runs inference and gate traces.
+"""The model runtime: runs one loaded bundle (encode, infer, trace, saliency); no torch.
 
-It holds the onnxruntime session, the tokenizer and the recurrent layers' weights read from
-the same ``model.onnx``; no torch. The service calls :meth:`ModelRuntime.encode` and
-:meth:`ModelRuntime.infer` (through the batcher) and :meth:`ModelRuntime.trace`.
+A :class:`LoadedModel` holds the onnxruntime sessions, the tokenizer and the recurrent layers'
+weights read from the same ``model.onnx`` (:mod:`app.store` reads and checks the bundle). The
+service calls :meth:`LoadedModel.encode` and :meth:`LoadedModel.infer` (through the batcher),
+:meth:`LoadedModel.trace` and :meth:`LoadedModel.saliency`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import onnxruntime
 
-from app.errors import BundleError, EmptyText, InvalidRequest, NotReady
+from app.errors import EmptyText, InvalidRequest
 from app.gates import GATE_NAMES, direction_gates
-from app.settings import Settings
 from app.workpool import Deadline
-from model.bundle import (
-    CARD_FILE,
-    LABELS,
-    ONNX_FILE,
-    TOKENIZER_FILE,
-    load_card,
-    onnx_session,
-    public_card,
-    read_onnx,
-)
+from model.bundle import LABELS
 from model.config import ModelConfig
 from model.inputs import length_groups, pad_batch
 from model.tokenizer import Encoded, Tokenizer
-
-logger = logging.getLogger("app.runtime")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -119,7 +101,10 @@ class TraceView:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """Everything read from one bundle."""
+    """One bundle's model, ready to run: everything read from it, and the calls that use it.
+
+    Immutable and thread-safe: concurrent requests share it, and a reload makes a new one.
+    """
 
     session: onnxruntime.InferenceSession
     # traces and saliency run on a session of their own, with few threads: an expensive trace
@@ -166,211 +151,29 @@ class LoadedModel:
             positive[group] = probabilities[:, 1]
         return positive
 
-
-def _read_bundle(settings: Settings) -> LoadedModel:
-    """Load and cross-check a bundle; every problem is one :class:`BundleError` line that names
-    the file and says what is wrong with it."""
-    folder = settings.model_dir
-    for name in (ONNX_FILE, TOKENIZER_FILE, CARD_FILE):
-        if not (folder / name).is_file():
-            raise BundleError(f"{folder / name}: missing (is {folder} a model bundle?)")
-        if (folder / name).stat().st_size == 0:
-            raise BundleError(f"{folder / name}: empty file (0 bytes; a copy or an export cut short?)")
-    card = _read_file(folder / CARD_FILE, lambda path: load_card(path.parent))
-    tokenizer = _read_file(folder / TOKENIZER_FILE, Tokenizer.load)
-    proto, config, weights = _read_file(folder / ONNX_FILE, read_onnx)
-    _check_consistency(folder, tokenizer, card, config, weights)
-    try:
-        serialized = proto.SerializeToString()
-        session = onnx_session(serialized, settings.threads, settings.memory_arena, settings.spin_wait)
-        trace_session = onnx_session(serialized, settings.trace_threads, settings.memory_arena, False)
-    except Exception as error:
-        raise BundleError(f"{folder / ONNX_FILE}: onnxruntime cannot load it ({error})") from error
-    _check_graph(folder, session, config)
-    return LoadedModel(
-        session,
-        trace_session,
-        tokenizer,
-        card,
-        public_card(card),
-        config,
-        weights,
-        settings.model_name or card.get("name", "imdb-lstm"),
-        str(card.get("version", "1")),
-        settings.max_tokens or card["max_tokens"],
-    )
-
-
-def _read_file(path: Path, read: Callable[[Path], T]) -> T:
-    """``read(path)``, any failure a :class:`BundleError` that starts with ``path``.
-
-    The readers name the file in their own errors; the rest (an unreadable file, a vocabulary
-    the tokenizer refuses, an error deep in a library) get the path put in front here.
-    """
-    try:
-        return read(path)
-    except UnicodeDecodeError as error:
-        raise BundleError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
-    except OSError as error:
-        raise BundleError(f"{path}: cannot read it ({error.strerror or error})") from error
-    except Exception as error:
-        message = str(error)
-        if not message.startswith(str(path)):
-            message = f"{path}: {message or type(error).__name__}"
-        raise BundleError(message) from error
-
-
-def _check_consistency(
-    folder: Path, tokenizer: Tokenizer, card: dict, config: ModelConfig, weights: dict
-) -> None:
-    """The vocabulary, the card and the graph's weights must describe one model."""
-    embedding = weights.get("embedding")
-    expected = (config.vocab_size, config.embed_dim)
-    if embedding is None or embedding.shape != expected:
-        found = "no 'embedding' weight" if embedding is None else f"an embedding of shape {embedding.shape}"
-        raise BundleError(f"{folder / ONNX_FILE}: {found}; its model config says {expected}")
-    if len(tokenizer.vocabulary) != config.vocab_size:
-        raise BundleError(
-            f"{folder / TOKENIZER_FILE}: the tokenizer has {len(tokenizer.vocabulary)} words, "
-            f"the ONNX model {config.vocab_size} (files from different models?)"
-        )
-    if config.num_classes != len(LABELS):
-        raise BundleError(f"{folder / ONNX_FILE}: {config.num_classes} classes; this service serves {LABELS}")
-    kinds = "WRBP" if config.cell == "peephole" else "WRB"
-    missing = [
-        f"{k}_{layer}" for layer in range(config.num_layers) for k in kinds if f"{k}_{layer}" not in weights
-    ]
-    if missing:
-        raise BundleError(f"{folder / ONNX_FILE}: recurrent weights {missing} missing")
-    if card.get("model_config") is None:
-        return
-    try:  # compared as configs: a card written before a field existed lacks it, meaning its default
-        described = ModelConfig.from_dict(card["model_config"])
-    except (ValueError, TypeError) as error:
-        raise BundleError(f"{folder / CARD_FILE}: model_config is not a model config ({error})") from error
-    if described != config:
-        differing = sorted(k for k, v in described.to_dict().items() if getattr(config, k) != v)
-        raise BundleError(
-            f"{folder / CARD_FILE}: model_config differs from the one inside model.onnx in {differing}"
-        )
-
-
-def _check_graph(folder: Path, session: onnxruntime.InferenceSession, config: ModelConfig) -> None:
-    inputs = {i.name for i in session.get_inputs()}
-    outputs = {o.name for o in session.get_outputs()}
-    wanted = {"probabilities"} | {f"hidden_{layer}" for layer in range(config.num_layers)}
-    if inputs != {"token_ids", "lengths"} or not wanted <= outputs:
-        raise BundleError(
-            f"{folder / ONNX_FILE}: graph inputs {sorted(inputs)} / outputs {sorted(outputs)} "
-            f"are not this service's (token_ids, lengths -> {sorted(wanted)})"
-        )
-
-
-class ModelRuntime:
-    """Loads a bundle and answers predictions and traces; thread-safe for concurrent calls.
-
-    :meth:`reload` reads the bundle folder again and swaps the model in one assignment once the
-    new one has loaded and answered a warm-up; a request keeps the model it started with (its
-    token ids only mean something to that model's vocabulary), so a swap loses nothing.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._model: LoadedModel | None = None
-        self._ready = threading.Event()
-        self._reload_lock = threading.Lock()
-
-    @property
-    def ready(self) -> bool:
-        """Loaded and warmed up."""
-        return self._ready.is_set()
-
-    @property
-    def model(self) -> LoadedModel:
-        """The current model; :class:`NotReady` before :meth:`load`."""
-        if self._model is None:
-            raise NotReady("the model is not loaded yet")
-        return self._model
-
-    def unload(self) -> None:
-        """Mark the runtime not ready (at shutdown)."""
-        self._ready.clear()
-
-    def _load_checked(self) -> LoadedModel:
-        """Read, check and warm up the bundle at ``settings.model_dir``; raises BundleError."""
-        model = _read_bundle(self.settings)
-        try:
-            model.infer([model.encode("A warm-up review. It was fine!").ids])
-            self.trace("Warm-up.", max_tokens=4, model=model)
-        except Exception as error:
-            raise BundleError(f"{self.settings.model_dir}: warm-up inference failed ({error})") from error
-        return model
-
-    def load(self) -> None:
-        """Read and check the bundle, then warm up with one inference; raises BundleError."""
-        started = time.perf_counter()
-        self._model = self._load_checked()
-        self._ready.set()
-        logger.info(
-            "model %s %s loaded from %s in %.2f s",
-            self._model.name,
-            self._model.version,
-            self.settings.model_dir,
-            time.perf_counter() - started,
-        )
-
-    def reload(self) -> LoadedModel:
-        """Load the bundle folder again and serve it; on any problem keep the current model.
-
-        Raises BundleError (after logging it) when the new bundle is rejected.
-        """
-        with self._reload_lock:
-            old = self.model
-            try:
-                new = self._load_checked()
-            except BundleError as error:
-                logger.error("reload rejected, still serving %s %s: %s", old.name, old.version, error)
-                raise
-            self._model = new
-        logger.info("model reloaded: %s %s -> %s %s", old.name, old.version, new.name, new.version)
-        return new
-
-    def predict(self, texts: list[str]) -> list[PredictionResult]:
-        """Predictions for ``texts`` in one call (the batcher uses :meth:`LoadedModel.infer` directly)."""
-        model = self.model
-        encoded = [model.encode(text) for text in texts]
-        probabilities = model.infer([e.ids for e in encoded])
-        return [make_prediction(row, e) for row, e in zip(probabilities, encoded, strict=True)]
-
     def trace(
-        self,
-        text: str,
-        max_tokens: int,
-        model: LoadedModel | None = None,
-        deadline: Deadline | None = None,
-        view: TraceView | None = None,
+        self, text: str, max_tokens: int, deadline: Deadline | None = None, view: TraceView | None = None
     ) -> dict:
         """Prediction plus the gates of every layer and direction (or those ``view`` selects),
         per token, for ``text``, as ``[tokens, units]`` arrays; ``deadline`` is checked between
         directions."""
-        model = model or self.model
         deadline = deadline or Deadline(float("inf"))
         view = view or TraceView()
-        encoded = model.encode_capped(text, max_tokens)
+        encoded = self.encode_capped(text, max_tokens)
         require_words([encoded])
-        config = model.config
+        config = self.config
         layer_names = [f"hidden_{layer}" for layer in range(config.num_layers)]
         ids, lengths = pad_batch([encoded.ids])
-        probabilities, *hidden = model.trace_session.run(
+        probabilities, *hidden = self.trace_session.run(
             ["probabilities", *layer_names], {"token_ids": ids, "lengths": lengths}
         )
-        x = model.weights["embedding"][ids[0]].astype(np.float64)  # [T, E]
+        x = self.weights["embedding"][ids[0]].astype(np.float64)  # [T, E]
         layers = []
         for layer, served in enumerate(hidden):
             served = served[:, :, 0, :]  # [T, D, H]
             # a layer left out keeps its place, empty, so the list still indexes layers
             wanted = view.wants_layer(layer)
-            layers.append(self._layer_gates(model, layer, x, served, deadline, view) if wanted else {})
+            layers.append(self._layer_gates(layer, x, served, deadline, view) if wanted else {})
             x = served.reshape(len(served), -1).astype(np.float64)  # the next layer reads these
         return {
             "prediction": make_prediction(probabilities[0], encoded),
@@ -378,17 +181,16 @@ class ModelRuntime:
             "token_ids": encoded.ids,
             "cell": config.cell,
             "layers": layers,
-            "model": model.ref,
+            "model": self.ref,
         }
 
-    @staticmethod
     def _layer_gates(
-        model: LoadedModel, layer: int, x: np.ndarray, served: np.ndarray, deadline: Deadline, view: TraceView
+        self, layer: int, x: np.ndarray, served: np.ndarray, deadline: Deadline, view: TraceView
     ) -> dict:
         """``{direction: {"gates": {name: [T, units]}}}`` of one layer, from its input ``x``."""
-        config = model.config
-        w, r, b = (model.weights[f"{kind}_{layer}"].astype(np.float64) for kind in "WRB")
-        p = model.weights[f"P_{layer}"].astype(np.float64) if config.cell == "peephole" else None
+        config = self.config
+        w, r, b = (self.weights[f"{kind}_{layer}"].astype(np.float64) for kind in "WRB")
+        p = self.weights[f"P_{layer}"].astype(np.float64) if config.cell == "peephole" else None
         directions = {}
         for d, name in enumerate(("forward", "backward")[: config.num_directions]):
             deadline.check()
@@ -397,7 +199,9 @@ class ModelRuntime:
             directions[name] = {"gates": view.select(gates)}
         return directions
 
-    def saliency(self, text: str, max_tokens: int, deadline: Deadline | None = None) -> dict:
+    def saliency(
+        self, text: str, max_tokens: int, max_batch_tokens: int, deadline: Deadline | None = None
+    ) -> dict:
         """How the prediction builds up and which tokens move it, through the served model.
 
         ``running[t]``: P(positive) of the model reading only tokens ``0..t`` (for a bidirectional
@@ -409,15 +213,14 @@ class ModelRuntime:
         ``max_batch_tokens`` padded tokens, as predictions do, so memory stays bounded, and
         ``deadline`` is checked between calls, so a request that timed out stops its work.
         """
-        model = self.model
         deadline = deadline or Deadline(float("inf"))
-        encoded = model.encode_capped(text, max_tokens)
+        encoded = self.encode_capped(text, max_tokens)
         require_words([encoded])
         ids = encoded.ids
-        unk = model.tokenizer.vocabulary.unk_id
+        unk = self.tokenizer.vocabulary.unk_id
         prefixes = [ids[: t + 1] for t in range(len(ids))]  # the last one is the whole text
         occluded = [[*ids[:t], unk, *ids[t + 1 :]] for t in range(len(ids))]
-        positive = model.infer_chunked(prefixes + occluded, self.settings.max_batch_tokens, deadline)
+        positive = self.infer_chunked(prefixes + occluded, max_batch_tokens, deadline)
         running, without = positive[: len(ids)], positive[len(ids) :]
         full = float(running[-1])
         return {
@@ -426,5 +229,5 @@ class ModelRuntime:
             "running": running.tolist(),
             "occlusion": (full - without).tolist(),
             "truncated": encoded.truncated,
-            "model": model.ref,
+            "model": self.ref,
         }

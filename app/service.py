@@ -1,5 +1,6 @@
-"""The service behind the routes: limits, batching, metrics and the Open Inference Protocol,
-over a :class:`ModelRuntime`. Routes stay a few lines each and call these methods."""
+"""The service behind the routes, protocol-neutral: limits, deadlines, work pools, batching and
+the model's metrics, over the :class:`ModelStore`'s current model. Routes (and the protocol
+codecs) stay a few lines each and call these methods."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -22,9 +24,10 @@ from app.errors import (
     Timeout,
 )
 from app.metrics import ModelMetrics
-from app.runtime import LoadedModel, ModelRuntime, TraceView, make_prediction, require_words
+from app.runtime import LoadedModel, TraceView, make_prediction, require_words
 from app.schemas import InferRequest
 from app.settings import Settings
+from app.store import ModelStore
 from app.workpool import Abandoned, Deadline, WorkPool
 from model.bundle import LABELS
 from model.tokenizer import Encoded, normalized_length_bound
@@ -35,12 +38,21 @@ from model.tokenizer import Encoded, normalized_length_bound
 INLINE_TOKENIZE_CHARS = 20_000
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """The answer to one prediction request: one body per text, in order, and the model that
+    made them all (a request runs on one model, even across a reload)."""
+
+    items: list[dict]
+    model: dict[str, str]
+
+
 class SentimentService:
     """What the API can do, independent of HTTP."""
 
-    def __init__(self, settings: Settings, runtime: ModelRuntime, metrics: ModelMetrics) -> None:
+    def __init__(self, settings: Settings, store: ModelStore, metrics: ModelMetrics) -> None:
         self.settings = settings
-        self.runtime = runtime
+        self.store = store
         self.metrics = metrics
         self.batcher = DynamicBatcher(
             self._timed_infer,
@@ -59,9 +71,9 @@ class SentimentService:
 
     async def start(self) -> None:
         """Load the model (in a thread: it takes a moment) and start the batcher."""
-        if not self.runtime.ready:
-            await asyncio.to_thread(self.runtime.load)
-        self._publish_info(self.runtime.model)
+        if not self.store.ready:
+            await asyncio.to_thread(self.store.load)
+        self._publish_info(self.store.model)
         self.metrics.ready.set(1)
         await self.batcher.start()
 
@@ -78,7 +90,7 @@ class SentimentService:
     async def reload(self) -> dict[str, str]:
         """Serve the bundle folder's current contents; :class:`ReloadRejected` keeps the old model."""
         try:
-            model = await asyncio.to_thread(self.runtime.reload)
+            model = await asyncio.to_thread(self.store.reload)
         except BundleError as error:
             raise ReloadRejected(
                 f"the new bundle was rejected, the old model still serves: {error}"
@@ -93,7 +105,7 @@ class SentimentService:
 
     async def stop(self) -> None:
         """Turn not-ready first, then finish queued work and stop."""
-        self.runtime.unload()
+        self.store.unload()
         self.metrics.ready.set(0)
         await self.batcher.stop()
         for pool in (self.tokenize_pool, self.inference_pool, self.trace_pool):
@@ -102,7 +114,7 @@ class SentimentService:
     @property
     def accepting(self) -> bool:
         """Model loaded and warmed up, and (with batching) the batcher accepting work."""
-        return self.runtime.ready and (self.batcher.running or not self.settings.batching)
+        return self.store.ready and (self.batcher.running or not self.settings.batching)
 
     @property
     def ready(self) -> bool:
@@ -111,7 +123,7 @@ class SentimentService:
 
     def model_card(self) -> dict:
         """The served bundle's model card, less the paths on the training machine."""
-        return self.runtime.model.public_card
+        return self.store.model.public_card
 
     def _timed_infer(self, sequences: list[list[int]], model: LoadedModel) -> np.ndarray:
         started = time.perf_counter()
@@ -135,8 +147,9 @@ class SentimentService:
         require_words(encoded)
         return encoded
 
-    async def predict(self, texts: list[str]) -> list[dict]:
-        """Predictions for ``texts`` in order, batched with concurrent requests when enabled."""
+    async def predict(self, texts: list[str]) -> Predictions:
+        """Predictions for ``texts`` (one or many) in order, batched with concurrent requests when
+        enabled."""
         if not self.accepting:
             raise NotReady("the model is not loaded yet")
         if len(texts) > self.settings.max_batch_texts:
@@ -144,7 +157,7 @@ class SentimentService:
         for text in texts:
             self._check_text(text)
         async with self._deadline() as deadline:
-            model = self.runtime.model  # the whole request uses one model, even across a reload
+            model = self.store.model  # the whole request uses one model, even across a reload
             encoded = await self._encode(texts, model, deadline)
             for item in encoded:
                 self.metrics.tokens.observe(len(item.ids))
@@ -156,15 +169,11 @@ class SentimentService:
                     lambda _: self._timed_infer(sequences, model), deadline
                 )
                 self.metrics.batch_size.observe(len(sequences))
-        return [
+        items = [
             {**make_prediction(row, item).as_dict(), "model": model.ref}
             for row, item in zip(probabilities, encoded, strict=True)
         ]
-
-    async def predict_batch(self, texts: list[str]) -> dict:
-        """Predictions for ``texts`` and the one model that made them all."""
-        predictions = await self.predict(texts)
-        return {"predictions": predictions, "model": predictions[0]["model"]}
+        return Predictions(items, model.ref)
 
     @contextlib.asynccontextmanager
     async def _deadline(self) -> AsyncIterator[Deadline]:
@@ -200,12 +209,12 @@ class SentimentService:
         validation and encoding on the event loop would stall every other request.
         """
         cap = self._trace_cap(text, max_tokens)
-        model = self.runtime.model
+        model = self.store.model
         view = view or TraceView()
         view.check(model.config)
 
         def job(deadline: Deadline) -> tuple[bytes, int]:
-            result = self.runtime.trace(text, cap, model=model, deadline=deadline, view=view)
+            result = model.trace(text, cap, deadline, view)
             result["prediction"] = result["prediction"].as_dict()
             return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), len(result["token_ids"])
 
@@ -219,21 +228,25 @@ class SentimentService:
     async def saliency(self, text: str, max_tokens: int | None) -> dict:
         """Running sentiment and occlusion saliency per token of ``text``."""
         cap = self._trace_cap(text, max_tokens)
+        model = self.store.model
+        max_batch_tokens = self.settings.max_batch_tokens  # the budget of predictions' batches too
         async with self._deadline() as deadline:
-            return await self.trace_pool.run(lambda d: self.runtime.saliency(text, cap, d), deadline)
+            return await self.trace_pool.run(
+                lambda d: model.saliency(text, cap, max_batch_tokens, d), deadline
+            )
 
     def check_model_name(self, name: str) -> None:
         """:class:`ModelNotFound` unless ``name`` is the served model's name."""
-        if name != self.runtime.model.name:
+        if name != self.store.model.name:
             raise ModelNotFound(
-                f"model {name!r} is not served here; this server serves {self.runtime.model.name!r}"
+                f"model {name!r} is not served here; this server serves {self.store.model.name!r}"
             )
 
     def model_metadata(self) -> dict:
         """Open Inference Protocol model metadata."""
         return {
-            "name": self.runtime.model.name,
-            "versions": [self.runtime.model.version],
+            "name": self.store.model.name,
+            "versions": [self.store.model.version],
             "platform": "onnxruntime_onnx",
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
             "outputs": [
@@ -246,7 +259,7 @@ class SentimentService:
         """Open Inference Protocol v2 ``infer``: a BYTES tensor of texts in, probabilities and labels out."""
         self.check_model_name(name)
         texts = request.inputs[0].data
-        predictions = await self.predict(texts)
+        predictions = (await self.predict(texts)).items
         outputs = {
             "probabilities": {
                 "name": "probabilities",
@@ -264,7 +277,7 @@ class SentimentService:
         wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
         return {
             "model_name": name,
-            "model_version": self.runtime.model.version,
+            "model_version": self.store.model.version,
             "id": request.id,
             "outputs": [outputs[w] for w in dict.fromkeys(wanted)],
         }

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.runtime import ModelRuntime
-from app.settings import Settings
+from app.runtime import make_prediction
 from model.bundle import load_card
-from tests.app.test_trace import reference_trace
+from tests.app.test_trace import load, reference_trace
 from training.evaluate import evaluate_bundle
 from training.export import model_from_onnx
 
@@ -47,9 +46,8 @@ def test_full_test_set_accuracy_through_onnx(imdb_archive) -> None:
 
 
 def test_served_trace_equals_pytorch_on_the_shipped_weights() -> None:
-    runtime = ModelRuntime(Settings(model_dir=BUNDLE))
-    runtime.load()
-    trace = runtime.trace(REVIEW, max_tokens=400)
+    served = load(BUNDLE)
+    trace = served.trace(REVIEW, max_tokens=400)
     model = model_from_onnx(BUNDLE / "model.onnx")
     with torch.no_grad():
         expected = reference_trace(model, trace["token_ids"])
@@ -60,4 +58,5 @@ def test_served_trace_equals_pytorch_on_the_shipped_weights() -> None:
                 got = np.asarray(got_layer[direction]["gates"][name])
                 assert np.abs(got - values).max() <= 1e-5, (direction, name)
     assert abs(trace["prediction"].score - float(torch.softmax(logits, 1)[0, 1])) <= 1e-5
-    assert runtime.predict([REVIEW])[0] == trace["prediction"]
+    encoded = served.encode(REVIEW)
+    assert make_prediction(served.infer([encoded.ids])[0], encoded) == trace["prediction"]

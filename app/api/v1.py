@@ -26,13 +26,14 @@ router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
 @router.post("/predict", response_model=PredictResponse, summary="Classify one review")
 async def predict(body: PredictRequest, service: PredictionService) -> dict:
     """Sentiment of one text."""
-    return (await service.predict([body.text]))[0]
+    return (await service.predict([body.text])).items[0]
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
 async def predict_batch(body: BatchPredictRequest, service: PredictionService) -> dict:
     """Sentiment of each text, in order."""
-    return await service.predict_batch(body.texts)
+    result = await service.predict(body.texts)
+    return {"predictions": result.items, "model": result.model}
 
 
 @router.post(

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from app.batcher import DynamicBatcher
 from app.metrics import ModelMetrics
-from app.runtime import ModelRuntime
-from app.service import SentimentService
+from app.service import Predictions, SentimentService
 from app.settings import Settings
+from app.store import ModelStore
 from model.inputs import length_groups
 
 TEXTS = [
@@ -37,13 +37,13 @@ def test_length_groups_keep_short_texts_apart_from_long_ones() -> None:
 
 def test_concurrent_requests_are_coalesced_and_equal_to_alone(bundle_dir) -> None:
     settings = Settings(model_dir=bundle_dir, batch_wait_ms=50, max_batch_size=64)
-    runtime = ModelRuntime(settings)
-    runtime.load()
-    alone = {text: runtime.predict([text])[0].score for text in TEXTS}
+    store = ModelStore(settings)
+    store.load()
+    alone = {text: store.model.infer([store.model.encode(text).ids])[0, 1] for text in TEXTS}
     calls: list[int] = []
 
-    async def scenario() -> list[list[dict]]:
-        service = SentimentService(settings, runtime, ModelMetrics(CollectorRegistry()))
+    async def scenario() -> list[Predictions]:
+        service = SentimentService(settings, store, ModelMetrics(CollectorRegistry()))
         service.batcher._on_batch = calls.append
         await service.start()
         try:
@@ -53,7 +53,7 @@ def test_concurrent_requests_are_coalesced_and_equal_to_alone(bundle_dir) -> Non
 
     results = asyncio.run(scenario())
     for text, result in zip(TEXTS * 3, results, strict=True):
-        assert abs(result[0]["score"] - alone[text]) <= 1e-6
+        assert abs(result.items[0]["score"] - alone[text]) <= 1e-6
     assert sum(calls) == len(TEXTS) * 3
     assert len(calls) < len(TEXTS) * 3  # fewer onnxruntime calls than requests
 

@@ -149,7 +149,7 @@ def test_reload_swaps_the_model_and_rejects_a_corrupt_one(tmp_path, caplog) -> N
         reloaded = await client.post("/v1/admin/reload", headers=key)
         after = (await client.post("/v1/predict", json=TEXT)).json()
         (folder / "model.onnx").write_bytes(b"not an onnx model")
-        with caplog.at_level(logging.ERROR, logger="app.runtime"):
+        with caplog.at_level(logging.ERROR, logger="app.store"):
             rejected = await client.post("/v1/admin/reload", headers=key)
         still = await client.post("/v1/predict", json=TEXT)
         ready = await client.get("/readyz")

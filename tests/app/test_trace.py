@@ -6,11 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from app.runtime import ModelRuntime
+from app.runtime import LoadedModel, make_prediction
 from app.settings import Settings
+from app.store import ModelStore
 from tests.bundles import make_bundle
 
 TEXT = "a wonderful , moving film . i loved it ! but the plot was dull and boring"
+
+
+def load(folder) -> LoadedModel:
+    """The bundle at ``folder``, read, checked and warmed up as the server loads it."""
+    store = ModelStore(Settings(model_dir=folder))
+    store.load()
+    return store.model
 
 
 def torch_gates(cell: str, direction: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -83,9 +91,8 @@ def reference_trace(model, ids: list[int]) -> list[dict[str, dict[str, np.ndarra
 )
 def test_every_gate_matches_pytorch(tmp_path, cell: str, bidirectional: bool, num_layers: int) -> None:
     folder, model, _ = make_bundle(tmp_path / "bundle", cell, bidirectional, num_layers)
-    runtime = ModelRuntime(Settings(model_dir=folder))
-    runtime.load()
-    trace = runtime.trace(TEXT, max_tokens=100)
+    served = load(folder)
+    trace = served.trace(TEXT, max_tokens=100)
     with torch.no_grad():
         expected = reference_trace(model, trace["token_ids"])
     assert len(trace["layers"]) == num_layers
@@ -104,14 +111,13 @@ def test_every_gate_matches_pytorch(tmp_path, cell: str, bidirectional: bool, nu
             model(torch.tensor([trace["token_ids"]]), torch.tensor([len(trace["token_ids"])])), 1
         )
     assert abs(trace["prediction"].score - float(probs[0, 1])) <= 1e-5
-    assert runtime.predict([TEXT])[0] == trace["prediction"]
+    encoded = served.encode(TEXT)
+    assert make_prediction(served.infer([encoded.ids])[0], encoded) == trace["prediction"]
 
 
 def test_trace_respects_max_tokens(tmp_path) -> None:
     folder, _, _ = make_bundle(tmp_path / "bundle")
-    runtime = ModelRuntime(Settings(model_dir=folder))
-    runtime.load()
-    trace = runtime.trace(TEXT, max_tokens=4)
+    trace = load(folder).trace(TEXT, max_tokens=4)
     assert trace["tokens"] == ["a", "wonderful", ",", "moving"]
     assert trace["prediction"].truncated
     assert np.asarray(trace["layers"][0]["forward"]["gates"]["forget"]).shape == (4, 6)
@@ -119,10 +125,9 @@ def test_trace_respects_max_tokens(tmp_path) -> None:
 
 def test_saliency_running_and_occlusion_match_pytorch(tmp_path) -> None:
     folder, model, _ = make_bundle(tmp_path / "bundle", "gru", bidirectional=True)
-    runtime = ModelRuntime(Settings(model_dir=folder))
-    runtime.load()
-    result = runtime.saliency(TEXT, max_tokens=10)
-    ids = runtime.trace(TEXT, max_tokens=10)["token_ids"]
+    served = load(folder)
+    result = served.saliency(TEXT, max_tokens=10, max_batch_tokens=4096)
+    ids = served.trace(TEXT, max_tokens=10)["token_ids"]
     assert len(result["running"]) == len(result["occlusion"]) == len(ids) == 10
 
     def p_positive(sequence: list[int]) -> float:
@@ -156,16 +161,13 @@ def test_saliency_runs_in_calls_under_the_token_budget_and_stops_at_its_deadline
 
     folder, _, _ = make_bundle(tmp_path / "bundle", max_tokens=64)
     text = " ".join(TEXT.split() * 4)  # 64 tokens: 128 sequences of up to 64
-    whole = ModelRuntime(Settings(model_dir=folder, max_batch_tokens=100_000))
-    whole.load()
-    chunked = ModelRuntime(Settings(model_dir=folder, max_batch_tokens=256))
-    chunked.load()
-    expected, got = whole.saliency(text, 64), chunked.saliency(text, 64)
+    served = load(folder)
+    expected, got = served.saliency(text, 64, 100_000), served.saliency(text, 64, 256)
     assert np.abs(np.array(got["running"]) - expected["running"]).max() <= 1e-6
     assert np.abs(np.array(got["occlusion"]) - expected["occlusion"]).max() <= 1e-6
     # the calls themselves, on a model whose trace session counts them
-    counting = CountingSession(chunked.model.trace_session)
-    model = replace(chunked.model, trace_session=counting)
+    counting = CountingSession(served.trace_session)
+    model = replace(served, trace_session=counting)
     sequences = [[2 + i % 30 for i in range(length)] for length in range(1, 65)] * 2
     positive = model.infer_chunked(sequences, 256, Deadline(60))
     assert len(counting.padded) > 10 and max(counting.padded) <= 256
@@ -182,11 +184,10 @@ def test_a_compact_trace_selects_layers_gates_and_units_and_rounds(tmp_path) -> 
     from app.runtime import TraceView
 
     folder, _, _ = make_bundle(tmp_path / "bundle", "lstm", bidirectional=True, num_layers=2)
-    runtime = ModelRuntime(Settings(model_dir=folder))
-    runtime.load()
-    full = runtime.trace(TEXT, max_tokens=100)
+    served = load(folder)
+    full = served.trace(TEXT, max_tokens=100)
     view = TraceView(layers=(1,), gates=("forget", "hidden"), units=(2, 0), decimals=3)
-    compact = runtime.trace(TEXT, max_tokens=100, view=view)
+    compact = served.trace(TEXT, max_tokens=100, view=view)
     assert compact["layers"][0] == {} and set(compact["layers"][1]) == {"forward", "backward"}
     for direction in ("forward", "backward"):
         gates = compact["layers"][1][direction]["gates"]
