@@ -1,6 +1,10 @@
-"""Domain errors carry their HTTP status; one set of handlers renders ``{"error": {code, message}}``."""
+"""Domain errors carry their HTTP status; one set of handlers renders them as JSON, in the error
+shape of the protocol whose route the request reached (``{"error": {code, message}}`` unless the
+route carries another)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -83,23 +87,37 @@ class BundleError(Exception):
     """The model bundle is missing, corrupt or inconsistent; start-up stops on it."""
 
 
-def error_body(code: str, message: str, path: str = "") -> dict:
-    """The JSON shape of every error response: ``{"error": {"code", "message"}}``, except on the
-    Open Inference Protocol routes, whose specification says ``{"error": "message"}``."""
-    if path == "/v2" or path.startswith("/v2/"):
-        return {"error": f"{code}: {message}"}
+ErrorBody = Callable[[str, str], dict]
+
+
+def error_body(code: str, message: str) -> dict:
+    """The JSON shape of an error response: ``{"error": {"code", "message"}}``."""
     return {"error": {"code": code, "message": message}}
+
+
+def error_body_of(route: object | None) -> ErrorBody:
+    """The error shape of the protocol ``route`` belongs to: a route class may carry its own as
+    ``error_body`` (the Open Inference Protocol's does); :func:`error_body` otherwise, and for a
+    request that matched no route."""
+    return getattr(route, "error_body", error_body)
+
+
+def _error_response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = error_body_of(request.scope.get("route"))(code, message)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def service_error_response(request: Request, error: ServiceError) -> JSONResponse:
     """The JSON response of a domain error."""
     headers = {"retry-after": "1"} if error.status_code in (429, 503, 504) else None
-    body = error_body(error.code, error.message, request.url.path)
-    return JSONResponse(body, status_code=error.status_code, headers=headers)
+    return _error_response(request, error.status_code, error.code, error.message, headers)
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Map domain errors, validation errors and HTTP errors to the JSON error shape."""
+    """Map domain errors, validation errors and HTTP errors to the JSON error shape of the route
+    they happened on."""
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
@@ -111,21 +129,18 @@ def install_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}"
             for item in error.errors()
         )
-        body = error_body("invalid_request", problems or "invalid request", request.url.path)
-        return JSONResponse(body, status_code=422)
+        return _error_response(request, 422, "invalid_request", problems or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400:  # the framework could not parse the body (e.g. nested too deep)
-            return JSONResponse(error_body("invalid_request", "malformed JSON body", request.url.path), 422)
+            return _error_response(request, 422, "invalid_request", "malformed JSON body")
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             error.status_code, "http_error"
         )
-        body = error_body(code, str(error.detail), request.url.path)
-        return JSONResponse(body, status_code=error.status_code)
+        return _error_response(request, error.status_code, code, str(error.detail))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         # no logging here: Starlette re-raises after this handler and the server logs it once
-        body = error_body("internal_error", "internal server error", request.url.path)
-        return JSONResponse(body, status_code=500)
+        return _error_response(request, 500, "internal_error", "internal server error")

@@ -11,7 +11,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_body
+from app.errors import error_body_of
+from app.routes import find_route
 
 
 class BodySizeLimit:
@@ -68,7 +69,8 @@ class BodySizeLimit:
 async def _answer(
     send: Send, scope: Scope, status: int, code: str, message: str, extra: list | None = None
 ) -> None:
-    body = json.dumps(error_body(code, message, scope.get("path", ""))).encode()
+    # answered before routing: in the error shape of the route the request was for
+    body = json.dumps(error_body_of(find_route(scope))(code, message)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.routes import find_route
 
 
 class ModelMetrics:
@@ -125,7 +127,6 @@ class HttpMetrics:
             registry=registry,
         )
         self._children: dict[tuple[str, str, str], tuple] = {}
-        self._routes: list[BaseRoute] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,7 +156,7 @@ class HttpMetrics:
             failed = False
         finally:
             seconds = time.perf_counter() - started
-            route = scope.get("route") or self._match({**scope, "root_path": root_path})
+            route = scope.get("route") or find_route({**scope, "root_path": root_path})
             if status is None and (failed or not disconnected):
                 status = 500  # the app raised, or returned without answering: the server sends 500
             self._observe(scope, route, status, response_size, seconds)
@@ -187,30 +188,6 @@ class HttpMetrics:
         response_size_summary.observe(response_size)
         self.latency_highr.observe(seconds)
         latency.observe(seconds)
-
-    def _match(self, scope: Scope) -> BaseRoute | None:
-        """The route (or mount) that ``scope`` matches in its app, chosen as the router chooses."""
-        if "app" not in scope:
-            return None
-        if self._routes is None:
-            self._routes = api_routes(scope["app"].router.routes)
-        partial = None
-        for route in self._routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return route
-            if match is Match.PARTIAL and partial is None:
-                partial = route
-        return partial
-
-
-def api_routes(routes: list[BaseRoute]) -> list[BaseRoute]:
-    """Every route and mount, with those of included routers (which this FastAPI keeps as wrappers)."""
-    found = []
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        found += api_routes(included.routes) if included is not None else [route]
-    return found
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int:

@@ -17,7 +17,6 @@ from app.batcher import DynamicBatcher
 from app.errors import (
     BundleError,
     Disabled,
-    ModelNotFound,
     NotReady,
     PayloadTooLarge,
     ReloadRejected,
@@ -25,11 +24,9 @@ from app.errors import (
 )
 from app.metrics import ModelMetrics
 from app.runtime import LoadedModel, TraceView, make_prediction, require_words
-from app.schemas import InferRequest
 from app.settings import Settings
 from app.store import ModelStore
 from app.workpool import Abandoned, Deadline, WorkPool
-from model.bundle import LABELS
 from model.tokenizer import Encoded, normalized_length_bound
 
 # Texts whose normalised form may exceed this many characters are tokenised on a thread: a
@@ -120,6 +117,11 @@ class SentimentService:
     def ready(self) -> bool:
         """What ``/readyz`` reports: accepting work and not draining for a shutdown."""
         return self.accepting and not self.draining
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model served now; :class:`NotReady` before it is loaded."""
+        return self.store.model
 
     def model_card(self) -> dict:
         """The served bundle's model card, less the paths on the training machine."""
@@ -234,50 +236,3 @@ class SentimentService:
             return await self.trace_pool.run(
                 lambda d: model.saliency(text, cap, max_batch_tokens, d), deadline
             )
-
-    def check_model_name(self, name: str) -> None:
-        """:class:`ModelNotFound` unless ``name`` is the served model's name."""
-        if name != self.store.model.name:
-            raise ModelNotFound(
-                f"model {name!r} is not served here; this server serves {self.store.model.name!r}"
-            )
-
-    def model_metadata(self) -> dict:
-        """Open Inference Protocol model metadata."""
-        return {
-            "name": self.store.model.name,
-            "versions": [self.store.model.version],
-            "platform": "onnxruntime_onnx",
-            "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}],
-            "outputs": [
-                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(LABELS)]},
-                {"name": "label", "datatype": "BYTES", "shape": [-1]},
-            ],
-        }
-
-    async def infer_v2(self, name: str, request: InferRequest) -> dict:
-        """Open Inference Protocol v2 ``infer``: a BYTES tensor of texts in, probabilities and labels out."""
-        self.check_model_name(name)
-        texts = request.inputs[0].data
-        predictions = (await self.predict(texts)).items
-        outputs = {
-            "probabilities": {
-                "name": "probabilities",
-                "datatype": "FP32",
-                "shape": [len(texts), len(LABELS)],
-                "data": [p["probabilities"][label] for p in predictions for label in LABELS],
-            },
-            "label": {
-                "name": "label",
-                "datatype": "BYTES",
-                "shape": [len(texts)],
-                "data": [p["label"] for p in predictions],
-            },
-        }
-        wanted = [o.name for o in request.outputs] if request.outputs else list(outputs)
-        return {
-            "model_name": name,
-            "model_version": self.store.model.version,
-            "id": request.id,
-            "outputs": [outputs[w] for w in dict.fromkeys(wanted)],
-        }

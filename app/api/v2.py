@@ -1,16 +1,19 @@
-"""The Open Inference Protocol (KServe v2) REST endpoints."""
+"""The Open Inference Protocol (KServe v2) REST endpoints, over :mod:`app.oip`'s codec."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app import oip
 from app.api.deps import PredictionService, Service
 from app.schemas import InferRequest, InferResponse, ProtocolError
 
-# tritonclient posts JSON without a Content-Type header, so this router does not insist on one
+# tritonclient posts JSON without a Content-Type header, so this router does not insist on one;
+# its routes' errors take the protocol's shape
 router = APIRouter(
     prefix="/v2",
+    route_class=oip.OipRoute,
     tags=["open inference protocol"],
     responses={status: {"model": ProtocolError} for status in (401, 404, 413, 422, 429, 503, 504)},
     strict_content_type=False,
@@ -38,14 +41,13 @@ async def ready(service: Service) -> JSONResponse:
 @router.get("/models/{name}", summary="Model metadata")
 async def metadata(name: str, service: Service) -> dict:
     """Name, versions, platform, inputs and outputs."""
-    service.check_model_name(name)
-    return service.model_metadata()
+    return oip.model_metadata(oip.served_model(service, name))
 
 
 @router.get("/models/{name}/ready", summary="Model readiness")
 async def model_ready(name: str, service: Service) -> JSONResponse:
     """Whether the named model is ready."""
-    service.check_model_name(name)
+    oip.served_model(service, name)
     return JSONResponse({"name": name, "ready": service.ready}, status_code=200 if service.ready else 503)
 
 
@@ -57,4 +59,6 @@ async def model_ready(name: str, service: Service) -> JSONResponse:
 )
 async def infer(name: str, body: InferRequest, service: PredictionService) -> dict:
     """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
-    return await service.infer_v2(name, body)
+    oip.served_model(service, name)
+    predictions = await service.predict(oip.request_texts(body))
+    return oip.infer_response(name, body, predictions)

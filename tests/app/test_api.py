@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.metrics import api_routes
+from app.routes import api_routes
 from app.settings import Settings
 from model.bundle import load_card
 
