@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import NotReady
+from app.metrics import StageTimes
 from model.inputs import length_groups
 
 logger = logging.getLogger("app.batcher")
@@ -36,6 +37,7 @@ class _Pending:
     sequence: list[int]
     future: asyncio.Future
     model: Any
+    call: tuple[float, float] | None = None  # (start, seconds) of the inference that answered it
 
 
 class DynamicBatcher:
@@ -54,7 +56,7 @@ class DynamicBatcher:
         infer: Infer,
         max_batch_size: int,
         max_wait_s: float,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
         workers: int = 1,
         max_batch_tokens: int | None = None,
     ) -> None:
@@ -101,18 +103,31 @@ class DynamicBatcher:
             if item is not None:
                 item.future.cancel()
 
-    async def submit(self, sequences: list[list[int]], model: Any = None) -> np.ndarray:
-        """Probabilities ``[len(sequences), classes]`` for ``sequences`` (run by ``model``), in order."""
+    async def submit(
+        self, sequences: list[list[int]], model: Any = None, times: StageTimes | None = None
+    ) -> np.ndarray:
+        """Probabilities ``[len(sequences), classes]`` for ``sequences`` (run by ``model``), in order.
+
+        ``times``, when given, gets the wait (``queue``: until the first inference answering them
+        started) and the inference time (``infer``: of every call that answered them).
+        """
         if not self.running:
             raise NotReady("the server is not accepting predictions (starting or shutting down)")
         loop = asyncio.get_running_loop()
+        submitted = time.perf_counter()
         pending = [_Pending(sequence, loop.create_future(), model) for sequence in sequences]
         for item in pending:
             self._queue.put(item)
         if len(pending) == 1:  # the common case: one text, no gather task around its future
             # a view of its batch's row, where np.stack below copies: callers only read it
-            return (await pending[0].future)[np.newaxis]
-        return np.stack(await asyncio.gather(*(item.future for item in pending)))
+            rows = (await pending[0].future)[np.newaxis]
+        else:
+            rows = np.stack(await asyncio.gather(*(item.future for item in pending)))
+        if times is not None:
+            calls = {id(item.call): item.call for item in pending}.values()  # items of one call share it
+            times.queue = min(start for start, _ in calls) - submitted
+            times.infer = sum(seconds for _, seconds in calls)
+        return rows
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
         """``first`` and what else arrives within ``max_wait_s``; True when a stop signal came."""
@@ -159,7 +174,9 @@ class DynamicBatcher:
         if not items:
             return
         try:
+            started = time.perf_counter()
             rows = self._infer([item.sequence for item in items], items[0].model)
+            call = (started, time.perf_counter() - started)
             if len(rows) != len(items):
                 raise RuntimeError(f"inference returned {len(rows)} rows for {len(items)} texts")
         except Exception as error:
@@ -168,9 +185,11 @@ class DynamicBatcher:
             return
         if self._on_batch:  # before the answer, so a scrape after a response counts its batch
             try:
-                self._on_batch(len(items))  # in this thread: prometheus_client is thread-safe
+                self._on_batch(len(items), call[1])  # in this thread: prometheus_client is thread-safe
             except Exception:
                 logger.exception("the batch callback failed")
+        for item in items:  # read by the request once its future resolves on the loop
+            item.call = call
         self._post(self._resolve, items, rows, None)
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:

@@ -1,8 +1,10 @@
-"""Prometheus metrics: the model's own (:class:`ModelMetrics`) and HTTP requests' (:class:`HttpMetrics`)."""
+"""Prometheus metrics: the model's own (:class:`ModelMetrics`), HTTP requests' (:class:`HttpMetrics`),
+and where each prediction request's time went (:class:`StageTimes`)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
 from starlette.routing import BaseRoute
@@ -10,9 +12,41 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.routes import find_route
 
+# A prediction request's stages, the names of its Server-Timing metrics and of the stage label
+STAGES = ("tokenize", "queue", "infer", "total")
+
+
+@dataclass(slots=True)
+class StageTimes:
+    """Where one prediction request's time in the service went, in seconds.
+
+    ``tokenize``: tokenising its texts. ``queue``: from handing them to the batcher (or, without
+    batching, the inference pool) until the onnxruntime call that answers them starts (the first
+    of them, when its texts run in several). ``infer``: that onnxruntime call (the sum, with
+    several). ``total``: the service's whole time, from the route's call to the result.
+    """
+
+    started: float = field(default_factory=time.perf_counter)
+    tokenize: float = 0.0
+    queue: float = 0.0
+    infer: float = 0.0
+    total: float = 0.0
+
+    def stages(self) -> tuple[float, float, float, float]:
+        """The durations in :data:`STAGES` order."""
+        return self.tokenize, self.queue, self.infer, self.total
+
+    def server_timing(self) -> str:
+        """A ``Server-Timing`` header value (W3C Server Timing): each stage, in milliseconds."""
+        return (
+            f"tokenize;dur={self.tokenize * 1000:.3f}, queue;dur={self.queue * 1000:.3f}, "
+            f"infer;dur={self.infer * 1000:.3f}, total;dur={self.total * 1000:.3f}"
+        )
+
 
 class ModelMetrics:
-    """Inference latency, batch sizes, tokens per text and model info, in one registry."""
+    """Inference latency, per-stage request times, batch sizes, tokens per text and model info,
+    in one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.inference_seconds = Histogram(
@@ -21,6 +55,32 @@ class ModelMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
         )
+        self.stage_seconds = Histogram(
+            "sentiment_stage_seconds",
+            "Time of one prediction request in each stage: tokenize, queue (waiting for the batcher "
+            "or the inference pool), infer (onnxruntime) and total (the service's whole time).",
+            ["stage"],
+            registry=registry,
+            buckets=(
+                0.0001,
+                0.00025,
+                0.0005,
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+            ),
+        )
+        self._stage_children = [self.stage_seconds.labels(stage) for stage in STAGES]  # looked up once
         self.trace_seconds = Histogram(
             "sentiment_trace_seconds",
             "Time of one trace (inference and gate recomputation).",
@@ -59,6 +119,11 @@ class ModelMetrics:
             ["reason"],
             registry=registry,
         )
+
+    def observe_stages(self, times: StageTimes) -> None:
+        """Count one prediction request's stage times."""
+        for child, seconds in zip(self._stage_children, times.stages(), strict=True):
+            child.observe(seconds)
 
 
 # The instrumentator's default metrics' names, labels and buckets, so that dashboards and alerts

@@ -22,7 +22,7 @@ from app.errors import (
     ReloadRejected,
     Timeout,
 )
-from app.metrics import ModelMetrics
+from app.metrics import ModelMetrics, StageTimes
 from app.runtime import LoadedModel, TraceView, make_prediction, require_words
 from app.settings import Settings
 from app.store import ModelStore
@@ -42,6 +42,7 @@ class Predictions:
 
     items: list[dict]
     model: dict[str, str]
+    times: StageTimes
 
 
 class SentimentService:
@@ -52,10 +53,10 @@ class SentimentService:
         self.store = store
         self.metrics = metrics
         self.batcher = DynamicBatcher(
-            self._timed_infer,
+            lambda sequences, model: model.infer(sequences),
             settings.max_batch_size,
             settings.batch_wait_ms / 1000,
-            on_batch=metrics.batch_size.observe,
+            on_batch=self._observe_batch,
             workers=settings.inference_workers,
             max_batch_tokens=settings.max_batch_tokens,
         )
@@ -127,11 +128,10 @@ class SentimentService:
         """The served bundle's model card, less the paths on the training machine."""
         return self.store.model.public_card
 
-    def _timed_infer(self, sequences: list[list[int]], model: LoadedModel) -> np.ndarray:
-        started = time.perf_counter()
-        result = model.infer(sequences)
-        self.metrics.inference_seconds.observe(time.perf_counter() - started)
-        return result
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        """Count one onnxruntime call of ``size`` texts that took ``seconds``."""
+        self.metrics.batch_size.observe(size)
+        self.metrics.inference_seconds.observe(seconds)
 
     def _check_text(self, text: str) -> None:
         if len(text) > self.settings.max_text_chars:
@@ -151,7 +151,8 @@ class SentimentService:
 
     async def predict(self, texts: list[str]) -> Predictions:
         """Predictions for ``texts`` (one or many) in order, batched with concurrent requests when
-        enabled."""
+        enabled, and where the request's time went (also counted in ``sentiment_stage_seconds``)."""
+        times = StageTimes()
         if not self.accepting:
             raise NotReady("the model is not loaded yet")
         if len(texts) > self.settings.max_batch_texts:
@@ -160,22 +161,37 @@ class SentimentService:
             self._check_text(text)
         async with self._deadline() as deadline:
             model = self.store.model  # the whole request uses one model, even across a reload
+            started = time.perf_counter()
             encoded = await self._encode(texts, model, deadline)
+            times.tokenize = time.perf_counter() - started
             for item in encoded:
                 self.metrics.tokens.observe(len(item.ids))
-            sequences = [item.ids for item in encoded]
-            if self.settings.batching:
-                probabilities = await self.batcher.submit(sequences, model)
-            else:
-                probabilities = await self.inference_pool.run(
-                    lambda _: self._timed_infer(sequences, model), deadline
-                )
-                self.metrics.batch_size.observe(len(sequences))
+            probabilities = await self._infer([item.ids for item in encoded], model, deadline, times)
         items = [
             {**make_prediction(row, item).as_dict(), "model": model.ref}
             for row, item in zip(probabilities, encoded, strict=True)
         ]
-        return Predictions(items, model.ref)
+        times.total = time.perf_counter() - times.started
+        self.metrics.observe_stages(times)
+        return Predictions(items, model.ref, times)
+
+    async def _infer(
+        self, sequences: list[list[int]], model: LoadedModel, deadline: Deadline, times: StageTimes
+    ) -> np.ndarray:
+        """``probabilities`` of ``sequences``: through the batcher, or without batching in one
+        call on the inference pool; ``times`` gets the wait and the call's time."""
+        if self.settings.batching:
+            return await self.batcher.submit(sequences, model, times)
+        handed = time.perf_counter()
+
+        def job(_: Deadline) -> np.ndarray:
+            started = time.perf_counter()
+            probabilities = model.infer(sequences)
+            times.queue, times.infer = started - handed, time.perf_counter() - started
+            self._observe_batch(len(sequences), times.infer)
+            return probabilities
+
+        return await self.inference_pool.run(job, deadline)
 
     @contextlib.asynccontextmanager
     async def _deadline(self) -> AsyncIterator[Deadline]:

@@ -1,4 +1,5 @@
-"""Dependencies shared by the routes: the service, and the service behind an API-key check.
+"""Dependencies shared by the routes: the service, and the service behind an API-key check;
+and the prediction routes' Server-Timing header.
 
 Each route takes one of these: a guarded route's check and its service are one dependency,
 because FastAPI resolves every dependency node on every request and a prediction's budget is
@@ -11,10 +12,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 
 from app.errors import Disabled, Unauthorized
-from app.service import SentimentService
+from app.service import Predictions, SentimentService
 
 KeyHeader = Annotated[str | None, Header()]
 
@@ -78,3 +79,10 @@ async def admin_service(request: Request, x_api_key: KeyHeader = None) -> Sentim
 
 
 AdminService = Annotated[SentimentService, Depends(admin_service)]
+
+
+def add_server_timing(response: Response, service: SentimentService, predictions: Predictions) -> None:
+    """The stages' times of ``predictions`` in the response's ``Server-Timing`` header, unless the
+    ``server_timing`` setting turns it off."""
+    if service.settings.server_timing:
+        response.headers["server-timing"] = predictions.times.server_timing()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.api.deps import KeyedService, PredictionService, Service
+from app.api.deps import KeyedService, PredictionService, Service, add_server_timing
 from app.runtime import TraceView
 from app.schemas import (
     BatchPredictRequest,
@@ -24,16 +24,19 @@ router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Classify one review")
-async def predict(body: PredictRequest, service: PredictionService) -> dict:
+async def predict(body: PredictRequest, service: PredictionService, response: Response) -> dict:
     """Sentiment of one text."""
-    return (await service.predict([body.text])).items[0]
+    predictions = await service.predict([body.text])
+    add_server_timing(response, service, predictions)
+    return predictions.items[0]
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
-async def predict_batch(body: BatchPredictRequest, service: PredictionService) -> dict:
+async def predict_batch(body: BatchPredictRequest, service: PredictionService, response: Response) -> dict:
     """Sentiment of each text, in order."""
-    result = await service.predict(body.texts)
-    return {"predictions": result.items, "model": result.model}
+    predictions = await service.predict(body.texts)
+    add_server_timing(response, service, predictions)
+    return {"predictions": predictions.items, "model": predictions.model}
 
 
 @router.post(

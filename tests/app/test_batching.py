@@ -8,7 +8,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from app.batcher import DynamicBatcher
-from app.metrics import ModelMetrics
+from app.metrics import ModelMetrics, StageTimes
 from app.service import Predictions, SentimentService
 from app.settings import Settings
 from app.store import ModelStore
@@ -44,7 +44,7 @@ def test_concurrent_requests_are_coalesced_and_equal_to_alone(bundle_dir) -> Non
 
     async def scenario() -> list[Predictions]:
         service = SentimentService(settings, store, ModelMetrics(CollectorRegistry()))
-        service.batcher._on_batch = calls.append
+        service.batcher._on_batch = lambda size, seconds: calls.append(size)
         await service.start()
         try:
             return await asyncio.gather(*(service.predict([text]) for text in TEXTS * 3))
@@ -103,7 +103,7 @@ def test_worker_survives_a_failing_metrics_callback() -> None:
         return np.array([[0.25, 0.75]] * len(sequences))
 
     async def scenario():
-        batcher = DynamicBatcher(infer, max_batch_size=4, max_wait_s=0, on_batch=lambda n: 1 / 0)
+        batcher = DynamicBatcher(infer, max_batch_size=4, max_wait_s=0, on_batch=lambda size, seconds: 1 / 0)
         await batcher.start()
         first = await batcher.submit([[1]])
         second = await batcher.submit([[2]])
@@ -178,3 +178,27 @@ def test_a_timed_out_single_text_is_skipped_and_the_next_is_answered() -> None:
     timed_out, (first, third) = asyncio.run(scenario())
     assert timed_out and first.shape == third.shape == (1, 2)
     assert seen == [[1], [3]]  # [2] was never run
+
+
+def test_a_request_learns_its_wait_and_the_time_of_each_call_that_answered_it() -> None:
+    """Three texts in three calls of 20 ms each on one worker: ``infer`` is their sum, ``queue``
+    the wait until the first started."""
+    import time
+
+    def infer(sequences, model=None):
+        time.sleep(0.02)
+        return np.array([[0.5, 0.5]] * len(sequences))
+
+    async def scenario():
+        batcher = DynamicBatcher(infer, max_batch_size=1, max_wait_s=0)
+        await batcher.start()
+        times = StageTimes()
+        started = time.perf_counter()
+        await batcher.submit([[1], [2], [3]], times=times)
+        waited = time.perf_counter() - started
+        await batcher.stop()
+        return times, waited
+
+    times, waited = asyncio.run(scenario())
+    assert 0.06 <= times.infer <= waited
+    assert 0 <= times.queue <= waited - times.infer

@@ -155,3 +155,43 @@ def test_a_crashing_app_is_counted_as_a_5xx() -> None:
         )
         == 1.0
     )
+
+
+def _server_timing(response) -> dict[str, float]:
+    """The ``Server-Timing`` header's metrics: name -> milliseconds."""
+    metrics = {}
+    for entry in response.headers["server-timing"].split(","):
+        name, duration = entry.strip().split(";")
+        assert duration.startswith("dur=")
+        metrics[name] = float(duration.removeprefix("dur="))
+    return metrics
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_prediction_routes_report_their_stages_in_a_header_and_a_histogram(make_client, batching) -> None:
+    client = make_client(batching=batching)
+    infer = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [REVIEW]}]}
+    responses = [
+        client.post("/v1/predict", json={"text": REVIEW}),
+        client.post("/v1/predict/batch", json={"texts": [REVIEW, "Dull."]}),
+        client.post("/v2/models/tiny/infer", json=infer),
+    ]
+    for response in responses:
+        assert response.status_code == 200
+        stages = _server_timing(response)
+        assert list(stages) == ["tokenize", "queue", "infer", "total"]
+        assert all(ms >= 0 for ms in stages.values()) and stages["infer"] > 0
+        assert stages["tokenize"] + stages["queue"] + stages["infer"] <= stages["total"] + 0.01
+    assert "server-timing" not in client.post("/v1/trace", json={"text": REVIEW}).headers
+    samples = _samples(client)
+    for stage in ("tokenize", "queue", "infer", "total"):
+        assert _count(samples, "sentiment_stage_seconds_count", stage=stage) == 3
+    assert _count(samples, "sentiment_stage_seconds_sum", stage="infer") > 0
+    client.post("/v1/predict", json={"text": REVIEW})
+    assert _count(_samples(client), "sentiment_stage_seconds_count", stage="total") == 4
+
+
+def test_the_server_timing_header_can_be_turned_off(make_client) -> None:
+    client = make_client(server_timing=False)
+    assert "server-timing" not in client.post("/v1/predict", json={"text": REVIEW}).headers
+    assert _count(_samples(client), "sentiment_stage_seconds_count", stage="total") == 1
