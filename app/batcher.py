@@ -46,9 +46,8 @@ class DynamicBatcher:
     Each worker is a thread that blocks on a thread-safe queue, runs the batch itself and posts
     the results back to the event loop in one callback: three hand-overs per request (the queue
     wakes the worker, the callback wakes the loop, the loop resumes the request). An asyncio
-    worker task handing each batch to ``asyncio.to_thread`` took four; the batcher's stages of a
-    one-client request fell by 0.09-0.21 ms at the median (docs/levers.md, "The batcher's
-    workers as threads").
+    worker task handing each batch to ``asyncio.to_thread`` takes four, and each hand-over is a
+    thread wake-up on every request's path.
     """
 
     def __init__(

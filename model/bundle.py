@@ -132,27 +132,16 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelConfig, dict[str,
     return proto, config, weights
 
 
-# onnxruntime's graph optimisation levels by name; sessions default to "all" (bench.quantized
-# measures the others)
-GRAPH_OPTIMIZATION = {
-    "off": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-
-
 def onnx_session(
     model: str | Path | bytes,
     threads: int = 1,
     memory_arena: bool = True,
     spin_wait: bool = True,
-    graph_optimization: str = "all",
 ) -> onnxruntime.InferenceSession:
     """An onnxruntime CPU session for a ``model.onnx`` path or its serialized bytes.
 
     Without the memory arena, buffers go back to the allocator after each call instead of
-    staying reserved at the largest batch ever seen (lower peak RSS; see docs/levers.md).
+    staying reserved at the largest batch ever seen: one long batch no longer sets the RSS for good.
     Without spin-waiting, idle intra-op threads sleep at once instead of busy-waiting for the
     next call, leaving the cores to other work (onnxruntime's ``allow_spinning``).
     """
@@ -161,6 +150,6 @@ def onnx_session(
     options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-    options.graph_optimization_level = GRAPH_OPTIMIZATION[graph_optimization]
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     source = model if isinstance(model, bytes) else str(model)
     return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
