@@ -45,8 +45,7 @@ class DynamicBatcher:
     the results back to the event loop in one callback: three hand-overs per request (the queue
     wakes the worker, the callback wakes the loop, the loop resumes the request). An asyncio
     worker task handing each batch to ``asyncio.to_thread`` took four; the batcher's stages of a
-    one-client request fell by 0.09-0.21 ms at the median (docs/levers.md, "The batcher's
-    workers as threads").
+    one-client request fell by 0.09-0.21 ms at the median (docs/design.md, "The batcher").
     """
 
     def __init__(

@@ -60,7 +60,7 @@ class ModelMetrics:
 
 
 # The instrumentator's default metrics' names, labels and buckets, so that dashboards and alerts
-# written for it keep working (docs/levers.md says why it was replaced).
+# written for it keep working (docs/design.md says why it was replaced).
 # fmt: off
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5,
                    7.5, 10, 30, 60)
@@ -74,7 +74,7 @@ class HttpMetrics:
     It reads the route FastAPI matched from the scope after the app ran, and keeps each label
     combination's metric children in a dict: one lookup per request. prometheus-fastapi-instrumentator,
     which this replaces, matched the path against every route again and looked up four labelled
-    children on every request (docs/levers.md). Only a request that reached no route (a 404,
+    children on every request (docs/design.md). Only a request that reached no route (a 404,
     a static file, or one refused by a limit before routing) is matched here.
 
     The handler label is the route's path, which holds the ``APIRouter`` prefix; an

@@ -152,7 +152,7 @@ def onnx_session(
     """An onnxruntime CPU session for a ``model.onnx`` path or its serialized bytes.
 
     Without the memory arena, buffers go back to the allocator after each call instead of
-    staying reserved at the largest batch ever seen (lower peak RSS; see docs/levers.md).
+    staying reserved at the largest batch ever seen (lower peak RSS; see docs/design.md).
     Without spin-waiting, idle intra-op threads sleep at once instead of busy-waiting for the
     next call, leaving the cores to other work (onnxruntime's ``allow_spinning``).
     """

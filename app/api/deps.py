@@ -2,7 +2,7 @@
 
 Each route takes one of these: a guarded route's check and its service are one dependency,
 because FastAPI resolves every dependency node on every request and a prediction's budget is
-a few milliseconds (docs/levers.md). They are coroutines although none of them awaits: FastAPI
+a few milliseconds (docs/design.md). They are coroutines although none of them awaits: FastAPI
 runs a plain ``def`` dependency in its thread pool, a thread hop per request.
 """
 
