@@ -71,3 +71,27 @@ def test_the_benchmarks_page_says_how_to_make_results_when_there_are_none(tmp_pa
 def test_an_unknown_generated_part_fails_the_build(hooks) -> None:
     with pytest.raises(ValueError, match="no generated part"):
         hooks.on_page_markdown("<!-- generated: nonsense -->")
+
+
+def test_the_inspector_guide_quotes_what_the_shipped_model_does_on_its_review() -> None:
+    """The guide's figures are the served model's: a new model (or an edit) that changes them fails here."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    page = (DOCS / "inspector.md").read_text()
+    quote = [line.removeprefix("> ") for line in page.splitlines() if line.startswith("> ")]
+    review = " ".join(quote)
+    with TestClient(create_app(Settings(model_dir=REPO / "models" / "default"))) as client:
+        trace = client.post("/v1/trace", json={"text": review}).json()
+    tokens = trace["tokens"]
+    forward = trace["layers"][0]["forward"]["gates"]
+    buts = [t for t, token in enumerate(tokens) if token == "but"]
+    assert len(tokens) == 48 and len(buts) == 2
+    assert f"P(positive) = {trace['prediction']['score']:.4f}" in page
+    mean_forget = sum(forward["forget"][buts[0]]) / len(forward["forget"][buts[0]])
+    assert f"{mean_forget:.3f}" == "0.513" and "0.513" in page
+    unit_69 = [forward["forget"][t][69] for t in buts]
+    assert f'is {unit_69[0]:.2f} at the first "but" and {unit_69[1]:.2f} at the' in page.replace("\n", " ")
+    assert f"{forward['output'][-1][86]:.3f}" == "0.068" and "0.068" in page
