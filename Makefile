@@ -9,7 +9,7 @@ SERVE_VENV := .venv-serve
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve evaluate test bench train
+.PHONY: serve evaluate test docs bench train
 
 # serving gets its own environment from requirements/serve.txt alone: no torch
 $(SERVE_VENV)/.installed: requirements/serve.txt
@@ -32,11 +32,15 @@ serve: $(SERVE_VENV)/.installed
 evaluate: $(BIN)/.installed
 	$(BIN)/python -m training.evaluate --bundle $(BUNDLE) --data $(DATA)
 
-## test: set up, then lint and run the whole test suite
-test: $(BIN)/.installed
+## test: set up, then build the docs, lint and run the whole test suite
+test: $(BIN)/.installed docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	IMDB_DATA=$(DATA) $(BIN)/python -m pytest
+
+## docs: build the documentation site into site/; a broken link, anchor or page fails it
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 ## train: train the default configuration and write runs/default/bundle
 train: $(BIN)/.installed

@@ -7,8 +7,8 @@ and a 2-layer LSTM, trained under one fixed budget on the same data.
 The dataset is read and tokenised once; every variant then gets the same training settings
 (the config file and flags: epochs, batch size, learning rate, data slice...), is exported
 and evaluated through onnxruntime like any bundle, and its time per review is measured on
-validation reviews, one at a time. Writes ``variants.json``, ``variants.md`` (a table) and
-``variants.png`` into ``--docs``.
+validation reviews, one at a time. Writes ``variants.md`` (a table) and ``variants.png`` into
+``--docs``, and the measurements, ``variants.json``, into ``--output`` beside the runs.
 """
 
 from __future__ import annotations
@@ -89,15 +89,19 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
     }
 
 
-def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path) -> None:
-    """The table (markdown), the data (JSON) and one plot."""
+HAND_WRITTEN = "<!-- The text from here on is written by hand"
+
+
+def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, output: Path) -> None:
+    """The table (markdown) and one plot into ``docs``; the data (JSON) into ``output``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "variants.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "variants.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     lines = [
         "# Recurrent cells compared under one budget",
         "",
@@ -122,7 +126,10 @@ def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path) 
         "![variants](variants.png)",
         "",
     ]
-    (docs / "variants.md").write_text("\n".join(lines))
+    page = docs / "variants.md"
+    # the page's prose after HAND_WRITTEN is the docs' own, kept across reruns
+    _, marker, prose = page.read_text().partition(HAND_WRITTEN) if page.exists() else ("", "", "")
+    page.write_text("\n".join(lines) + marker + prose)
     figure, (accuracy_axis, time_axis) = plt.subplots(1, 2, figsize=(11, 4))
     names = [r["variant"] for r in rows]
     accuracy_axis.bar(names, [r["test_accuracy"] for r in rows])
@@ -162,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     command = "python -m training.variants " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_report(rows, config, command, args.docs)
+    write_report(rows, config, command, args.docs, output)
     print(f"wrote {args.docs / 'variants.md'}")
 
 

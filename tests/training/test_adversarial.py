@@ -198,7 +198,7 @@ RUN_17_FINGERPRINT = "874c4e8b459a80df1738cd8761ee4fe19f0b7c8607b58a149191f5658e
         ("distill_locked.toml", {}, RUN_12_FINGERPRINT),
         ("born_again.toml", {}, RUN_13_FINGERPRINT),
         ("round3.toml", {}, RUN_14_FINGERPRINT),
-        ("vat.toml", {}, None),  # the shipped bundle, run 15 (README recipe, step 13)
+        ("vat.toml", {}, None),  # the shipped bundle, run 15 (docs/history.md)
         ("ngram_teacher.toml", {}, RUN_16_FINGERPRINT),
         ("from_shipped.toml", {}, RUN_17_FINGERPRINT),
     ],

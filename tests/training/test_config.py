@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 
@@ -257,11 +258,11 @@ def test_distillation_toml_starts_from_stage_one_and_names_existing_teachers() -
     assert distill.train.pseudo_soft and distill.train.pseudo_threshold == 0.5
     teachers = distill.train.pseudo_labels.split(",")
     assert len(teachers) == 2 and all(t.endswith("/bundle") for t in teachers)
-    # the README's recipe makes each teacher: some command there writes its run folder
-    readme = (REPO / "README.md").read_text()
-    recipe = readme[readme.index("## The shipped model") : readme.index("## Data")]
+    # the run records make each teacher: some recorded run's command writes its run folder
+    runs = tomllib.loads((REPO / "models" / "history.toml").read_text())["run"]
     for teacher in teachers:
-        assert f"--output {teacher.removesuffix('/bundle')}" in recipe.replace("\\\n    ", "")
+        folder = teacher.removesuffix("/bundle")
+        assert any(run["output"] == folder and f"--output {folder}" in run["command"] for run in runs)
 
 
 def test_word_vector_perturbation_is_on_when_either_epsilon_is() -> None:

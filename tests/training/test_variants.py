@@ -12,6 +12,9 @@ from training import variants
 @pytest.mark.slow
 def test_every_variant_gets_a_row(tmp_path, imdb_archive) -> None:
     docs = tmp_path / "docs"
+    docs.mkdir()
+    prose = f"{variants.HAND_WRITTEN}: kept -->\n\nWhat the table means.\n"
+    (docs / "variants.md").write_text("# an older table\n\n" + prose)
     variants.main(
         [
             "--data",
@@ -36,7 +39,7 @@ def test_every_variant_gets_a_row(tmp_path, imdb_archive) -> None:
             str(docs),
         ]
     )
-    rows = json.loads((docs / "variants.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "runs" / "variants.json").read_text())["rows"]
     assert [r["variant"] for r in rows] == list(variants.VARIANTS)
     by_name = {r["variant"]: r for r in rows}
     # the architectures really differ: a second direction or layer adds recurrent weights
@@ -48,4 +51,6 @@ def test_every_variant_gets_a_row(tmp_path, imdb_archive) -> None:
         assert row["test_examples"] == 60 and 0 <= row["test_accuracy"] <= 1 and row["ms_per_review"] > 0
     table = (docs / "variants.md").read_text()
     assert all(f"| {name} |" in table for name in variants.VARIANTS)
+    assert table.endswith(prose) and "an older table" not in table
     assert (docs / "variants.png").stat().st_size > 0
+    assert not list(docs.glob("*.json")), "measurements stay beside the runs, out of the docs"

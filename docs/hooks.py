@@ -1,0 +1,128 @@
+"""MkDocs hooks: the pages' generated parts, rendered from the records at build time.
+
+A page asks for a part with a marker line ``<!-- generated: NAME -->``:
+
+* ``runs`` and ``ablation``: the model history's tables, from ``models/history.toml`` and, for
+  the run served now, its bundle's ``model_card.json``;
+* ``benchmarks``: the benchmark results, rendered by ``benchmarks.render.markdown`` from
+  ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them.
+
+Nothing here is measured or written by hand: a figure on those pages comes from a record.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HISTORY = REPO / "models" / "history.toml"
+RESULTS = REPO / "benchmarks" / "results"
+MARKER = re.compile(r"^<!-- generated: ([a-z]+) -->$", flags=re.MULTILINE)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f} %"
+
+
+def load_runs(history: Path = HISTORY) -> list[dict]:
+    """The runs of ``history``, each with its figures; a run with a ``bundle`` takes them from its card."""
+    runs = tomllib.loads(history.read_text())["run"]
+    for run in runs:
+        if "bundle" in run:
+            card = json.loads((history.parent.parent / run["bundle"] / "model_card.json").read_text())
+            kept = card["training"]["history"][card["training"]["best_epoch"] - 1]
+            run["validation_accuracy"] = card["metrics"]["validation"]["accuracy"]
+            run["validation_loss"] = kept["validation_loss"]
+            run["test_accuracy"] = card["metrics"]["test"]["accuracy"]
+            run["minutes"] = round(card["training"]["seconds"] / 60, 1)
+    return runs
+
+
+def runs_table(runs: list[dict]) -> str:
+    """Every run: its recipe and command, figures, time and whether it was shipped."""
+    lines = [
+        "| run | recipe | validation acc. | validation loss | test acc. | minutes | shipped |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        bold = "**" if run.get("shipped") == "now" else ""
+        loss = run.get("validation_loss")
+        cells = [
+            f"{bold}{run['id']}{bold}",
+            f"{run['recipe']}<br>`{run['command']}`",
+            _percent(run.get("validation_accuracy")),
+            "" if loss is None else f"{loss:.3f}",
+            _percent(run.get("test_accuracy")) or "not measured",
+            "" if run.get("minutes") is None else f"{run['minutes']:.1f}",
+            {"now": "**served now**", "before": "before"}.get(run.get("shipped", ""), ""),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _difference(runs: dict[str, dict], pair: list[str], metric: str) -> str:
+    new, old = (runs[name].get(metric) for name in pair)
+    if new is None or old is None:
+        return "not measured" if new is None else ""
+    return f"{100 * new:.2f} vs {100 * old:.2f} % ({100 * (new - old):+.2f})"
+
+
+def ablation_table(runs: list[dict], history: Path = HISTORY) -> str:
+    """What each technique added: the differences between the pairs of runs that isolate it."""
+    by_id = {run["id"]: run for run in runs}
+    lines = ["| technique | runs compared | validation | test | verdict |", "|---|---|---|---|---|"]
+    for row in tomllib.loads(history.read_text())["ablation"]:
+        pairs = row["runs"]
+        cells = [
+            row["technique"],
+            "; ".join(f"{new} vs {old}" for new, old in pairs),
+            "; ".join(_difference(by_id, pair, "validation_accuracy") for pair in pairs),
+            "; ".join(_difference(by_id, pair, "test_accuracy") for pair in pairs),
+            row["verdict"],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+NO_RESULTS = """!!! note "The results have not been generated in this checkout"
+    This page is rendered from the result files under `benchmarks/results/`, and there are
+    none here yet. Run the benchmarks on the machine you want figures for, then build the docs
+    again (`make docs`):
+
+    ```bash
+    .venv/bin/python -m benchmarks all    # --help lists the benchmarks and their options
+    ```
+
+    Each benchmark overwrites its own result file; git keeps the history."""
+
+
+def benchmarks_page(results: Path = RESULTS) -> str:
+    """The benchmark sections rendered from ``results``, or how to produce them when there are none."""
+    if str(REPO) not in sys.path:  # mkdocs imports this file on its own, outside the repository's path
+        sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks.render import markdown
+    except ImportError:
+        return NO_RESULTS
+    if not any(results.glob("*.json")):
+        return NO_RESULTS
+    return "\n\n".join(f"## {name}\n\n{body}" for name, body in markdown(results).items())
+
+
+def generated(name: str) -> str:
+    """The markdown of the generated part ``name``."""
+    if name == "benchmarks":
+        return benchmarks_page()
+    tables = {"runs": runs_table, "ablation": ablation_table}
+    if name not in tables:
+        raise ValueError(f"no generated part named {name!r} (known: benchmarks, {', '.join(tables)})")
+    return tables[name](load_runs())
+
+
+def on_page_markdown(markdown: str, **_: object) -> str:
+    """MkDocs hook: replace each marker line with the part it names."""
+    return MARKER.sub(lambda match: generated(match.group(1)), markdown)
