@@ -115,11 +115,6 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS (JSON list); CORS is off when empty."
     )
     model_name: str | None = Field(None, description="Name the model is served under (default: card name).")
-    server_timing: bool = Field(
-        True,
-        description="Prediction responses carry a Server-Timing header: the milliseconds of each "
-        "stage (tokenize, queue, infer, total); sentiment_stage_seconds counts them either way.",
-    )
     opentelemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry spans, metrics and logs, sent to the globally "

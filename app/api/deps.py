@@ -81,8 +81,6 @@ async def admin_service(request: Request, x_api_key: KeyHeader = None) -> Sentim
 AdminService = Annotated[SentimentService, Depends(admin_service)]
 
 
-def add_server_timing(response: Response, service: SentimentService, predictions: Predictions) -> None:
-    """The stages' times of ``predictions`` in the response's ``Server-Timing`` header, unless the
-    ``server_timing`` setting turns it off."""
-    if service.settings.server_timing:
-        response.headers["server-timing"] = predictions.times.server_timing()
+def add_server_timing(response: Response, predictions: Predictions) -> None:
+    """The stages' times of ``predictions`` in the response's ``Server-Timing`` header."""
+    response.headers["server-timing"] = predictions.times.server_timing()

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
 async def predict(body: PredictRequest, service: PredictionService, response: Response) -> dict:
     """Sentiment of one text."""
     predictions = await service.predict([body.text])
-    add_server_timing(response, service, predictions)
+    add_server_timing(response, predictions)
     return predictions.items[0]
 
 
@@ -35,7 +35,7 @@ async def predict(body: PredictRequest, service: PredictionService, response: Re
 async def predict_batch(body: BatchPredictRequest, service: PredictionService, response: Response) -> dict:
     """Sentiment of each text, in order."""
     predictions = await service.predict(body.texts)
-    add_server_timing(response, service, predictions)
+    add_server_timing(response, predictions)
     return {"predictions": predictions.items, "model": predictions.model}
 
 

@@ -61,5 +61,5 @@ async def infer(name: str, body: InferRequest, service: PredictionService, respo
     """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
     oip.served_model(service, name)
     predictions = await service.predict(oip.request_texts(body))
-    add_server_timing(response, service, predictions)
+    add_server_timing(response, predictions)
     return oip.infer_response(name, body, predictions)

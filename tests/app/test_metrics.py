@@ -189,9 +189,3 @@ def test_prediction_routes_report_their_stages_in_a_header_and_a_histogram(make_
     assert _count(samples, "sentiment_stage_seconds_sum", stage="infer") > 0
     client.post("/v1/predict", json={"text": REVIEW})
     assert _count(_samples(client), "sentiment_stage_seconds_count", stage="total") == 4
-
-
-def test_the_server_timing_header_can_be_turned_off(make_client) -> None:
-    client = make_client(server_timing=False)
-    assert "server-timing" not in client.post("/v1/predict", json={"text": REVIEW}).headers
-    assert _count(_samples(client), "sentiment_stage_seconds_count", stage="total") == 1
