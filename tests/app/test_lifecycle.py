@@ -16,8 +16,8 @@ from collections import Counter
 
 import httpx
 
-from bench.service import start_server
 from tests.bundles import make_bundle
+from tests.serving import start_server
 
 TEXT = {"text": "a wonderful , moving film with great acting"}
 SLOW_BODY = json.dumps(TEXT).encode()
