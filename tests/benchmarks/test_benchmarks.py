@@ -287,3 +287,33 @@ def test_the_rendered_page_has_a_section_per_result_file(tmp_path) -> None:
     assert "`python -m benchmarks load`" in sections["load"]
     assert "| 4 | 2 | 100 | 0 | 50 | 20 | 40 | 60 | 150 | no |" in sections["load"]
     assert "| `saliency.peak_rss_mb` | 300 | <= 512 | held |" in sections["hostile"]
+
+
+def test_a_server_runs_the_code_of_its_source_checkout(tmp_path) -> None:
+    """``source`` decides which checkout's ``app`` answers, so ``hostile --source`` attacks an
+    older version."""
+    import urllib.request
+
+    from benchmarks import server
+
+    fake = tmp_path / "checkout" / "app"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(
+        "import argparse, http.server\n"
+        "parser = argparse.ArgumentParser(); parser.add_argument('--port', type=int)\n"
+        "parser.add_argument('--log-level')\n"
+        "class Handler(http.server.BaseHTTPRequestHandler):\n"
+        "    protocol_version = 'HTTP/1.1'\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.send_header('Content-Length', '18'); self.end_headers()\n"
+        "        self.wfile.write(b'the other checkout')\n"
+        "    def log_message(self, *args): pass\n"
+        "port = parser.parse_args().port\n"
+        "http.server.HTTPServer(('127.0.0.1', port), Handler).serve_forever()\n"
+    )
+    with server.running(tmp_path, source=tmp_path / "checkout") as (process, base, _):
+        assert urllib.request.urlopen(f"{base}/anything").read() == b"the other checkout"
+        assert server.peak_rss_mb(process.pid) >= server.rss_mb(process.pid) > 0
+        assert server.cpu_seconds(process.pid) > 0
+    assert process.poll() is not None  # stopped when the block ended
