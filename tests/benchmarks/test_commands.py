@@ -115,3 +115,17 @@ def test_every_command_has_help(name, capsys) -> None:
     with pytest.raises(SystemExit) as exit:
         commands.parser().parse_args([name, "--help"])
     assert exit.value.code == 0 and "--results" in capsys.readouterr().out
+
+
+def test_all_runs_each_benchmark_in_its_own_process_and_fails_when_one_does(monkeypatch, tmp_path) -> None:
+    ran = []
+
+    def fake_run(command):
+        ran.append(command[1:])
+        return subprocess.CompletedProcess(command, 1 if command[3] == "hostile" else 0)
+
+    monkeypatch.setattr(commands.subprocess, "run", fake_run)
+    with pytest.raises(SystemExit, match="failed: hostile"):
+        commands.main(["all", "--bundle", "b", "--results", str(tmp_path), "--data", "d"])
+    common = ["--bundle", "b", "--results", str(tmp_path), "--data", "d"]
+    assert ran == [["-m", "benchmarks", name, *common] for name in commands.BENCHMARKS]
