@@ -117,9 +117,9 @@ def test_the_in_process_ceiling_answers_as_the_graph_does(tmp_path) -> None:
 
 def test_engines_compare_the_same_weights_at_every_batch_size(tmp_path) -> None:
     bundle, _, tokenizer = make_bundle(tmp_path / "b")
-    sequences = [tokenizer.encode(text) for text in TEXTS]
+    sequences = [tokenizer.encode(text) for text in TEXTS[:10]]
     figures = model_speed.engines(bundle, sequences, sizes=(1, 4, 64))
-    assert figures["parity_max_abs_dp"] <= 1e-5 and figures["reviews"] == len(TEXTS)
+    assert figures["parity_max_abs_dp"] <= 1e-5 and figures["reviews"] == 10
     assert [(r["threads"], r["batch"]) for r in figures["rows"]] == [
         (t, b) for t in (1, 2) for b in (1, 4, 64)
     ]
