@@ -46,6 +46,6 @@ docs: $(BIN)/.installed
 train: $(BIN)/.installed
 	$(BIN)/python -m training.train --config configs/default.toml --data $(DATA)
 
-## bench: every benchmark (roofline, engines, service, int8, training); writes docs/benchmarks.md
+## bench: every benchmark (model, service, training, hostile, load); writes benchmarks/results/
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench.report --data $(DATA) --bundle $(BUNDLE)
+	$(BIN)/python -m benchmarks all --data $(DATA) --bundle $(BUNDLE)

@@ -18,6 +18,9 @@ import sys
 import tomllib
 from pathlib import Path
 
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
 REPO = Path(__file__).resolve().parents[1]
 HISTORY = REPO / "models" / "history.toml"
 RESULTS = REPO / "benchmarks" / "results"
@@ -110,7 +113,15 @@ def benchmarks_page(results: Path = RESULTS) -> str:
         return NO_RESULTS
     if not any(results.glob("*.json")):
         return NO_RESULTS
-    return "\n\n".join(f"## {name}\n\n{body}" for name, body in markdown(results).items())
+    return "\n\n".join(markdown(results).values())  # each section carries its own heading
+
+
+def on_files(files: Files, config: MkDocsConfig, **_: object) -> Files:
+    """MkDocs hook: the plots the benchmarks wrote beside their results, published beside the
+    benchmarks page that shows them."""
+    for plot in sorted(RESULTS.glob("*.png")):
+        files.append(File.generated(config, plot.name, abs_src_path=str(plot)))
+    return files
 
 
 def generated(name: str) -> str:

@@ -40,9 +40,9 @@ VARIANTS: dict[str, dict] = {
 
 def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, output: Path) -> dict:
     """Train, export and evaluate one variant from the shared ``start`` (vectors, note)."""
-    from bench.pipeline import time_sequences
     from training.bundle import write_bundle
     from training.evaluate import onnx_session
+    from training.timing import time_sequences
     from training.train import fit, parity_sample, set_seed
 
     folder = output / name.lower().replace(" ", "-")

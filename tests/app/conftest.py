@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.bundles import make_bundle
-from tests.server import start_server
+from tests.serving import start_server
 
 
 @pytest.fixture(scope="module")

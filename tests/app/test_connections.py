@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.server import start_server
+from tests.serving import start_server
 
 TIMEOUT_S = 0.5
 

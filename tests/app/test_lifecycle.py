@@ -17,7 +17,7 @@ from collections import Counter
 import httpx
 
 from tests.bundles import make_bundle
-from tests.server import start_server
+from tests.serving import start_server
 
 TEXT = {"text": "a wonderful , moving film with great acting"}
 SLOW_BODY = json.dumps(TEXT).encode()
@@ -63,7 +63,7 @@ def _status(url: str) -> int | str:
         return httpx.get(url, timeout=2).status_code
     except httpx.ConnectError:
         return "refused"
-    except httpx.TransportError:  # caught by the listener's close (docs/operations/reliability.md)
+    except httpx.TransportError:  # a probe caught by the listener's close (see docs/reliability.md)
         return "reset"
 
 

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.server import free_port
+from tests.serving import free_port
 
 
 def test_predict_over_http(server) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.service import free_port
+from tests.serving import free_port
 from training.data import Batch
 from training.distributed import World
 

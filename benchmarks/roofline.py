@@ -1,6 +1,6 @@
 """Roofline: how close the served model runs to what this machine's arithmetic allows.
 
-    python -m bench.roofline --data ../shared/data/aclImdb_v1.tar.gz --bundle models/default
+Part of ``python -m benchmarks model`` (:mod:`benchmarks.model_speed`).
 
 For a review of ``--tokens`` tokens (default 230, the median IMDB review) it counts the
 matrix FLOPs of one forward pass of the bundle's network, measures this machine's float32
@@ -42,8 +42,8 @@ import numpy as np
 import onnx
 from threadpoolctl import threadpool_limits
 
-from bench import cli
-from model.bundle import ONNX_FILE, TOKENIZER_FILE, onnx_session, read_onnx
+from benchmarks import engine
+from model.bundle import ONNX_FILE, TOKENIZER_FILE, read_onnx
 from model.config import ModelConfig
 from model.inputs import pad_batch
 from model.tokenizer import Tokenizer
@@ -261,7 +261,7 @@ def onnx_ms_per_review(
 
 def recurrent_part(model: onnx.ModelProto) -> tuple[bytes, str]:
     """``model`` cut at its last recurrent node's output: the embedding lookup and the recurrent
-    layers, with no pooling or head (serialized, for :func:`model.bundle.onnx_session`), and the
+    layers, with no pooling or head (serialized, for :func:`benchmarks.engine.session`), and the
     name of that output."""
     last = [node.output[0] for node in model.graph.node if node.op_type in RECURRENT_OPS][-1]
     inputs = [tensor.name for tensor in model.graph.input]
@@ -290,9 +290,9 @@ def roofline(bundle: Path, texts: Sequence[str], tokens: int = 230, count: int =
         bound_ms = 1000 * (
             flops.input_projection / (matmul * 1e9) + (flops.recurrent + flops.head) / (recurrent_speed * 1e9)
         )
-        measured = onnx_ms_per_review(onnx_session(bundle / ONNX_FILE, threads), sequences)
+        measured = onnx_ms_per_review(engine.session(bundle / ONNX_FILE, threads), sequences)
         recurrent_ms = onnx_ms_per_review(
-            onnx_session(recurrent_only, threads), sequences, output=recurrent_output
+            engine.session(recurrent_only, threads), sequences, output=recurrent_output
         )
         results[f"threads_{threads}"] = {
             "matmul_gflops": matmul,
@@ -308,42 +308,3 @@ def roofline(bundle: Path, texts: Sequence[str], tokens: int = 230, count: int =
         }
     results["square_matmul_gflops"] = {str(t): matmul_gflops(1024, 1024, 1024, t, repeats=5) for t in (1, 2)}
     return results
-
-
-def print_roofline(results: dict) -> None:
-    """Human-readable lines."""
-    flops = results["flops"]
-    print(
-        f"roofline at {results['tokens']} tokens ({results['reviews']} real reviews): "
-        f"{flops['total'] / 1e6:.1f} MFLOP per review ({flops['input_projection'] / 1e6:.1f} input "
-        "projection, "
-        f"{flops['recurrent'] / 1e6:.1f} recurrent)"
-    )
-    compiled = compiled_speed(results["matvec_compiled_gflops"])
-    for threads in (1, 2):
-        r = results[f"threads_{threads}"]
-        print(
-            f"  {threads} thread(s): matmul {r['matmul_gflops']:.1f} GFLOP/s, matvec "
-            f"{r['matvec_gflops']:.1f} GFLOP/s (numpy's BLAS {r['matvec_blas_gflops']:.1f}, compiled loop "
-            f"{compiled}) "
-            f"-> bound {r['bound_ms']:.2f} ms; onnxruntime {r['onnx_ms']:.2f} ms "
-            f"({r['onnx_gflops']:.1f} GFLOP/s) = {r['ratio']:.2f}x the bound; its recurrent layers "
-            f"alone {r['recurrent_layers_ms']:.2f} ms = {r['recurrent_layers_ratio']:.2f}x"
-        )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI."""
-    from training.data import load_imdb
-
-    parser = cli.parser("FLOPs, machine speed, bound and measured time per review.")
-    parser.add_argument("--tokens", type=int, default=230, help="review length in tokens")
-    parser.add_argument("--reviews", type=int, default=100, help="real reviews to time")
-    args = parser.parse_args(argv)
-    texts = [r.text for r in load_imdb(args.data).test[::50]]
-    results = roofline(args.bundle, texts, args.tokens, args.reviews)
-    cli.publish(results, print_roofline, args.json)
-
-
-if __name__ == "__main__":
-    main()

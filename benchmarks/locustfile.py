@@ -1,6 +1,6 @@
 """Locust users for the load test: each posts a review to ``/v1/predict`` as soon as the last is answered.
 
-Texts come from the JSON list named by ``LOAD_TEXTS`` (``bench.loadtest`` writes it). Any answer
+Texts come from the JSON list named by ``LOAD_TEXTS`` (``benchmarks.load`` writes it). Any answer
 other than 200 with a label counts as a failure.
 """
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.loadtest import BUILT_IN, run_load
+from benchmarks.load import run_load
+from benchmarks.reviews import BUILT_IN
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "default"
 

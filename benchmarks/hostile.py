@@ -1,6 +1,6 @@
 """Hostile clients against a real server: the figures the service must hold under each attack.
 
-    python -m bench.hostile [--bundle models/default] [--output bench/results/hostile.json]
+    python -m benchmarks hostile [--bundle models/default] [--source OTHER_CHECKOUT]
 
 Each scenario starts ``python -m app`` on a loopback port with the shipped model and its
 default settings, attacks it as issue 22 reproduced, and measures from outside, as a client
@@ -13,8 +13,8 @@ time, and the answers and latencies of well-behaved clients beside the attackers
 - ``normalisation``: 16 clients posting U+FDFA x 19,999 (18-fold under NFKC) while /healthz is probed;
 - ``headers``: a 64 MB header, then four unfinished 100 MB headers, while one client predicts.
 
-Every figure is written to one JSON file with the bound it must hold; the script exits 1 when
-one does not hold (CI runs it). The load comes from plain sockets and ``http.client`` in
+Every figure is written to ``benchmarks/results/hostile.json`` with the bound it must hold; the
+command exits 1 when one does not hold (CI runs it). The load comes from plain sockets and ``http.client`` in
 threads: cheap, so most of the machine's two cores are the server's.
 """
 
@@ -24,7 +24,6 @@ import argparse
 import http.client
 import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,29 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
 
-from bench.service import start_server
+from benchmarks.server import cpu_seconds, peak_rss_mb, port_of, rss_mb, running
 
 REVIEW = (
     "A beautifully shot film with a story that stays with you. The acting is superb, the score "
     "swells at just the right moments, and I loved every minute of it, though the middle drags."
 )
 LONG_TEXT = " ".join(["good", "bad", "film", "dull", "great", "plot"] * 120)  # over 400 tokens
-DEFAULT_OUTPUT = Path(__file__).parent / "results" / "hostile.json"
-
-
-def _peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set so far (Linux VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc")
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 @dataclass(frozen=True)
@@ -152,21 +136,13 @@ def _in_threads(count: int, work: Callable[[int], object]) -> list:
 @contextmanager
 def _server(server: Server):
     # no drain period at the end: nothing balances load here, and it would add 5 s a scenario
-    process, base, _ = start_server(server.bundle, {"SENTIMENT_DRAIN_S": "0"}, source=server.source)
-    try:
-        yield process, int(base.rsplit(":", 1)[1])
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except Exception:
-            process.kill()
+    with running(server.bundle, {"SENTIMENT_DRAIN_S": "0"}, server.source) as (process, base, _):
+        yield process, port_of(base)
 
 
 def saliency(server: Server) -> dict:
     """16 concurrent saliency maps of the longest trace, one client predicting beside them."""
     with _server(server) as (process, port):
-        watched = psutil.Process(process.pid)
         unloaded = _unloaded_p99(port, {"text": REVIEW})
         timeout = 10.0  # the default request_timeout_s
         started = time.monotonic()
@@ -176,14 +152,14 @@ def saliency(server: Server) -> dict:
             )
         last_deadline = started + timeout
         time.sleep(max(0.0, last_deadline + 1 - time.monotonic()))
-        before = _cpu_seconds(watched)
+        before = cpu_seconds(process.pid)
         time.sleep(1.0)
-        cpu_after_deadline = _cpu_seconds(watched) - before
+        cpu_after_deadline = cpu_seconds(process.pid) - before
         statuses = [status for status, _ in answers]
         loaded = probe.summary()
         return {
             "saliency_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
-            "peak_rss_mb": _peak_rss_mb(process.pid),
+            "peak_rss_mb": peak_rss_mb(process.pid),
             "predict_unloaded_p99_ms": unloaded,
             "predict_during": loaded,
             "predict_p99_ratio": loaded["p99_ms"] / unloaded,
@@ -241,7 +217,7 @@ def slow_clients(server: Server) -> dict:
             "seconds": seconds,
             "predict_during": probe.summary(),
             "slowloris_closed_by_server": closed,
-            "peak_rss_mb": _peak_rss_mb(process.pid),
+            "peak_rss_mb": peak_rss_mb(process.pid),
         }
 
 
@@ -326,7 +302,7 @@ def headers(server: Server) -> dict:
     """A 64 MB header, then four unfinished 100 MB ones; one client predicting beside them."""
     with _server(server) as (process, port):
         unloaded = _unloaded_p99(port, {"text": REVIEW})
-        peak_before, rss_before = _peak_rss_mb(process.pid), psutil.Process(process.pid).memory_info().rss
+        peak_before, rss_before = peak_rss_mb(process.pid), rss_mb(process.pid)
         with Probe(port, "POST", "/v1/predict", {"text": REVIEW}) as probe:
             big, seconds, answer = _send_header(port, 64, finish=True)
             big.close()
@@ -338,8 +314,8 @@ def headers(server: Server) -> dict:
         return {
             "big_header_refused_in_s": seconds,
             "big_header_answer": answer.split(b"\r\n", 1)[0].decode(errors="replace"),
-            "peak_rss_growth_mb": _peak_rss_mb(process.pid) - peak_before,
-            "rss_growth_mb": (psutil.Process(process.pid).memory_info().rss - rss_before) / 2**20,
+            "peak_rss_growth_mb": peak_rss_mb(process.pid) - peak_before,
+            "rss_growth_mb": rss_mb(process.pid) - rss_before,
             "predict_unloaded_p99_ms": unloaded,
             "predict_during": loaded,
         }
@@ -384,29 +360,22 @@ SCENARIOS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run every scenario, write the figures and the bounds, exit 1 when one does not hold."""
-    parser = argparse.ArgumentParser(description="Hostile clients against a real server.")
-    parser.add_argument("--bundle", type=Path, default=Path("models/default"), help="model bundle to serve")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options."""
     parser.add_argument("--source", type=Path, help="attack another checkout's server (an older commit)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Every scenario's figures, and each bound with the figure measured against it."""
     server = Server(args.bundle.absolute(), args.source)
     results: dict = {}
     for name, scenario in SCENARIOS.items():
         started = time.perf_counter()
         results[name] = scenario(server)
         print(f"{name} ({time.perf_counter() - started:.1f} s): {json.dumps(results[name])}", flush=True)
-    checks = check(results)
-    for item in checks:
-        print(
-            f"{'held  ' if item['held'] else 'BROKEN'} {item['figure']} = {item['value']:.4g} {item['bound']}"
-        )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"results": results, "checks": checks}, indent=2) + "\n")
-    if not all(item["held"] for item in checks):
-        sys.exit(1)
+    return {"results": results, "checks": check(results)}
 
 
-if __name__ == "__main__":
-    main()
+def held(figures: dict) -> bool:
+    """Whether every bound held."""
+    return all(item["held"] for item in figures["checks"])

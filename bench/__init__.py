@@ -1,1 +1,0 @@
-"""Benchmarks: scripts that measure and print figures (never timed assertions in tests)."""

@@ -1,0 +1,131 @@
+"""Each benchmark runs end to end as a user runs it (``python -m benchmarks NAME``), on a tiny
+bundle and a tiny copy of the IMDB layout, writes its result file and prints its section."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import __main__ as commands
+from benchmarks import hostile
+from tests.bundles import CORPUS, make_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_imdb(tmp_path_factory) -> Path:
+    """An extracted ``aclImdb/`` with 12 reviews per label in each split."""
+    base = tmp_path_factory.mktemp("imdb") / "aclImdb"
+    for part in ("train", "test"):
+        for polarity, texts in (("pos", CORPUS[0::2]), ("neg", CORPUS[1::2])):
+            folder = base / part / polarity
+            folder.mkdir(parents=True)
+            for index in range(12):
+                words = " ".join(CORPUS[index % 4].split()[: index % 5])
+                rating = 8 if polarity == "pos" else 2
+                (folder / f"{index}_{rating}.txt").write_text(f"{texts[index % 2]} {words}", encoding="utf-8")
+    return base
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    folder, _, _ = make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+    card = json.loads((folder / "model_card.json").read_text())
+    card["train_config"] = {"validation_fraction": 0.25, "seed": 1}  # the split the variants score
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def benchmark(name: str, *options: str, results: Path) -> dict:
+    """Run ``python -m benchmarks name`` here, check its printed section, return its record."""
+    command = [sys.executable, "-m", "benchmarks", name, "--results", str(results), *options]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Measured by `python -m benchmarks " + name in done.stdout
+    record = json.loads((results / f"{name}.json").read_text())
+    assert record["benchmark"] == name and record["command"].startswith(f"python -m benchmarks {name}")
+    return record
+
+
+def test_model(tmp_path, tiny_imdb, bundle) -> None:
+    options = ["--data", str(tiny_imdb), "--bundle", str(bundle), "--reviews", "12", "--tokens", "6"]
+    figures = benchmark("model", *options, "--roofline-reviews", "4", results=tmp_path)["figures"]
+    assert figures["roofline"]["reviews"] == 4
+    assert {r["batch"] for r in figures["engines"]["rows"]} == {1, 8, 32, 64}
+    assert figures["engines"]["reviews"] == 12
+    assert set(figures["precision"]) == {"float32", "int8", "fp16"}
+
+
+def test_service(tmp_path, tiny_imdb, bundle) -> None:
+    options = ["--data", str(tiny_imdb), "--bundle", str(bundle), "--requests", "16", "--clients", "1", "4"]
+    figures = benchmark("service", *options, results=tmp_path)["figures"]
+    on = figures["batching_on"]
+    assert [r["clients"] for r in on["load"]] == [1, 4]
+    assert on["ready_s"] > 0 and on["rss_peak_mb"] >= on["rss_rest_mb"] > 0
+    assert figures["throughput_gain"]["1"] == pytest.approx(1.0)
+    assert figures["http_over_in_process_p50"] == pytest.approx(
+        on["load"][0]["p50_ms"] / figures["in_process_p50_ms"]
+    )
+    assert (tmp_path / "service.png").stat().st_size > 0
+    if figures["stages"] is None:
+        pytest.skip("the app sends no Server-Timing header yet: the stage breakdown is unchecked")
+    stages = {row["stage"]: row for row in figures["stages"]["stages"]}
+    assert figures["stages"]["requests"] == 16
+    assert 0 < stages["infer"]["p50_ms"] <= stages["total"]["p50_ms"] < stages["client"]["p50_ms"]
+
+
+def test_training(tmp_path, tiny_imdb) -> None:
+    options = ["--data", str(tiny_imdb), "--batches", "2", "--limit-reviews", "8"]
+    figures = benchmark("training", *options, results=tmp_path)["figures"]
+    assert figures["steps"]["batches"] == 2 and figures["steps"]["tokens_per_second"] > 0
+    distributed = figures["distributed"]
+    assert distributed["ratio"] == pytest.approx(
+        distributed["two_processes_tokens_per_s"] / distributed["one_process_tokens_per_s"]
+    )
+
+
+def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
+    results = {
+        "saliency": {
+            "peak_rss_mb": 300.0,
+            "predict_during": {"ok_share": 1.0},
+            "predict_p99_ratio": 2.0,
+            "server_cpu_s_in_the_second_after_deadline_plus_1s": 0.0,
+        },
+        "slow_clients": {"predict_during": {"ok_share": 0.995}},
+        "long_predictions": {"predict_during": {"ok_share": 1.0}},
+        "normalisation": {"healthz_during": {"p99_ms": 20.0, "ok_share": 1.0}},
+        "headers": {"peak_rss_growth_mb": 1.0, "rss_growth_mb": 60.0, "predict_during": {"ok_share": 1.0}},
+    }
+    checks = hostile.check(results)
+    assert len(checks) == len(hostile.BOUNDS)
+    assert [c["figure"] for c in checks if not c["held"]] == ["headers.rss_growth_mb"]
+    assert not hostile.held({"checks": checks})
+    results["headers"]["rss_growth_mb"] = 50.0  # on the bound holds it
+    assert hostile.held({"checks": hostile.check(results)})
+
+
+@pytest.mark.parametrize("name", ["model", "service", "training", "hostile", "load", "all"])
+def test_every_command_has_help(name, capsys) -> None:
+    with pytest.raises(SystemExit) as exit:
+        commands.parser().parse_args([name, "--help"])
+    assert exit.value.code == 0 and "--results" in capsys.readouterr().out
+
+
+def test_all_runs_each_benchmark_in_its_own_process_and_fails_when_one_does(monkeypatch, tmp_path) -> None:
+    ran = []
+
+    def fake_run(command):
+        ran.append(command[1:])
+        return subprocess.CompletedProcess(command, 1 if command[3] == "hostile" else 0)
+
+    monkeypatch.setattr(commands.subprocess, "run", fake_run)
+    with pytest.raises(SystemExit, match="failed: hostile"):
+        commands.main(["all", "--bundle", "b", "--results", str(tmp_path), "--data", "d"])
+    common = ["--bundle", "b", "--results", str(tmp_path), "--data", "d"]
+    assert ran == [["-m", "benchmarks", name, *common] for name in commands.BENCHMARKS]
