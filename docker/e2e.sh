@@ -155,7 +155,8 @@ PY
 say "another client (inside lb) still gets ${other}"
 
 say "redis stopped: requests pass unlimited (fail open), counted; readiness unaffected"
-compose -f docker/compose.scale.yml stop redis
+# the container itself: `compose stop redis` may stop the replicas that depend on it too
+docker stop "$(compose -f docker/compose.scale.yml ps -q redis)" > /dev/null
 python3 - "${API_PORT}" << 'PY'
 import json
 import sys
