@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.service import free_port
 from tests.bundles import make_bundle
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -63,7 +63,7 @@ def _status(url: str) -> int | str:
         return httpx.get(url, timeout=2).status_code
     except httpx.ConnectError:
         return "refused"
-    except httpx.TransportError:  # a probe caught by the listener's close (see docs/operations/reliability.md)
+    except httpx.TransportError:  # a probe caught by the listener closing (operations/reliability.md)
         return "reset"
 
 

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.settings import Settings
-from bench.service import free_port, start_server
+from tests.serving import free_port, start_server
 
 redis = pytest.importorskip("redis")
 
