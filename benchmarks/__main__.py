@@ -63,8 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not run_one(args.benchmark, args, argv):
             sys.exit(1)
         return
-    common = ["--bundle", str(args.bundle), "--results", str(args.results)]
-    common += ["--data", args.data] if args.data else []
+    common = argv[argv.index("all") + 1 :]  # as given, so each result file records the command typed
     broken = [
         name
         for name in BENCHMARKS
