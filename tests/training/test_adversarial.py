@@ -12,8 +12,9 @@ from torch import nn
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from tests.training.synthetic import SMALL, VOCAB, random_splits
-from training import adversarial, train
+from training import adversarial, loop, train
 from training.bundle import render_markdown
+from training.checkpoint import load_checkpoint
 from training.config import load_run_config
 from training.distributed import World
 
@@ -127,9 +128,9 @@ def test_training_with_frozen_pretrained_layers_runs_adversarially(tmp_path) -> 
     torch.manual_seed(3)
     model = SentimentClassifier(config.model_config(VOCAB))
     start = model.embedding.weight.detach().clone()
-    history, _ = train.fit(model, random_splits(), config, tmp_path, resume=False)
+    history, _ = loop.fit(model, random_splits(), config, tmp_path, resume=False)
     assert [h["epoch"] for h in history] == [1, 2] and all("adversarial_loss" in h for h in history)
-    last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model_state"]  # fit keeps the best
+    last = load_checkpoint(tmp_path / "checkpoint.pt")["model_state"]  # fit keeps the best
     assert not torch.equal(last["embedding.weight"], start)  # thawed in epoch 2
 
 
@@ -142,7 +143,7 @@ def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_withou
         model = SentimentClassifier(config.model_config(VOCAB))
         output = tmp_path / str(epsilon)
         output.mkdir()
-        history, _ = train.fit(model, random_splits(), config, output, resume=False)
+        history, _ = loop.fit(model, random_splits(), config, output, resume=False)
         trained[epsilon] = model.state_dict()
         logged = json.loads((output / "metrics.jsonl").read_text())
         assert ("adversarial_loss" in history[0]) == (epsilon > 0) == ("adversarial_loss" in logged)
@@ -157,7 +158,7 @@ def test_epsilon_is_refused_when_negative_or_under_torchrun(tmp_path) -> None:
     model = SentimentClassifier(config.model_config(VOCAB))
     two = World(rank=0, size=2)
     with pytest.raises(ValueError, match="not supported under torchrun"):
-        train.fit(model, random_splits(), config, tmp_path, resume=False, world=two)
+        loop.fit(model, random_splits(), config, tmp_path, resume=False, world=two)
 
 
 def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
@@ -295,7 +296,7 @@ def test_training_with_vat_logs_its_divergence_and_counts_in_the_fingerprint(tmp
     config = load_run_config(None, {**base, "train.vat_epsilon": 1.0})
     torch.manual_seed(3)
     model = SentimentClassifier(config.model_config(VOCAB))
-    history, _ = train.fit(model, random_splits(), config, tmp_path, resume=False)
+    history, _ = loop.fit(model, random_splits(), config, tmp_path, resume=False)
     assert history[0]["virtual_adversarial_kl"] > 0 and "adversarial_loss" not in history[0]
     named = {**base, "train.data": "/nonexistent/aclImdb"}  # a fingerprint names the data
     fingerprints = [
@@ -306,7 +307,7 @@ def test_training_with_vat_logs_its_divergence_and_counts_in_the_fingerprint(tmp
     with pytest.raises(ValueError, match="vat_xi must be > 0"):
         load_run_config(None, {"train.vat_xi": 0.0})
     with pytest.raises(ValueError, match="not supported under torchrun"):
-        train.fit(model, random_splits(), config, tmp_path, resume=False, world=World(rank=0, size=2))
+        loop.fit(model, random_splits(), config, tmp_path, resume=False, world=World(rank=0, size=2))
 
 
 def test_summed_kl_is_kl_of_the_fixed_reference_from_the_other() -> None:
