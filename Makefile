@@ -9,7 +9,7 @@ SERVE_VENV := .venv-serve
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve evaluate test docs bench train
+.PHONY: serve evaluate test docs bench train model
 
 # serving gets its own environment from requirements/serve.txt alone: no torch
 $(SERVE_VENV)/.installed: requirements/serve.txt
@@ -45,6 +45,10 @@ docs: $(BIN)/.installed
 ## train: train the default configuration and write runs/default/bundle
 train: $(BIN)/.installed
 	$(BIN)/python -m training.train --config configs/default.toml --data $(DATA)
+
+## model: rebuild the shipped model from DATA: the steps of recipes/shipped.toml -> runs/vat/bundle
+model: $(BIN)/.installed
+	$(BIN)/python -m training.recipe recipes/shipped.toml --data $(DATA)
 
 ## bench: every benchmark (model, service, training, hostile, load); writes benchmarks/results/
 bench: $(BIN)/.installed

@@ -176,45 +176,6 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": True}))
 
 
-# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, run 10
-# (the same with --adversarial-epsilon 1.5), run 12 (configs/distill_locked.toml) and run 13
-# (configs/born_again.toml) and run 14 (configs/round3.toml), each shipped before the next, as their
-# cards record them
-RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
-RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
-RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
-RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe7ad970"
-RUN_14_FINGERPRINT = "54bead43807522ff8c8fd3383ca9d91d759a98e364c9e99dbe8d5bc02c1d36d8"
-# run 16 (configs/ngram_teacher.toml), made after run 15 and not shipped
-RUN_16_FINGERPRINT = "c5544337f9484dad35e3cc66664065267dbec104ade0e332923b8ea4bd2d45b5"
-# run 17 (configs/from_shipped.toml), from the shipped bundle, not shipped
-RUN_17_FINGERPRINT = "874c4e8b459a80df1738cd8761ee4fe19f0b7c8607b58a149191f5658edb866c"
-
-
-@pytest.mark.parametrize(
-    ("config_file", "overrides", "expected"),
-    [
-        ("distill.toml", {}, RUN_8_FINGERPRINT),  # made before the field: keeps its fingerprint
-        ("distill.toml", {"train.adversarial_epsilon": 1.5}, RUN_10_FINGERPRINT),
-        ("distill_locked.toml", {}, RUN_12_FINGERPRINT),
-        ("born_again.toml", {}, RUN_13_FINGERPRINT),
-        ("round3.toml", {}, RUN_14_FINGERPRINT),
-        ("vat.toml", {}, None),  # the shipped bundle, run 15 (docs/history.md)
-        ("ngram_teacher.toml", {}, RUN_16_FINGERPRINT),
-        ("from_shipped.toml", {}, RUN_17_FINGERPRINT),
-    ],
-)
-def test_fingerprints_of_the_distillation_recipes(
-    tmp_path, monkeypatch, config_file, overrides, expected
-) -> None:
-    card = json.loads((ROOT / "models/default/model_card.json").read_text())
-    archive = tmp_path / "aclImdb_v1.tar.gz"
-    archive.write_bytes(b"stands in for the archive whose sha256 the card records")
-    monkeypatch.setattr(train, "sha256_of", lambda path: card["dataset"]["sha256"])
-    config = load_run_config(ROOT / "configs" / config_file, {"train.data": str(archive), **overrides})
-    assert train.fingerprint(config) == (expected or card["fingerprint"])
-
-
 def test_the_model_card_names_adversarial_training_only_when_used() -> None:
     card = json.loads((ROOT / "models/default/model_card.json").read_text())
     # the shipped run 15: virtual adversarial training in place of adversarial training

@@ -152,6 +152,7 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
     [
         "training.train",
         "training.pretrain",
+        "training.recipe",
         "training.evaluate",
         "training.variants",
         "training.long_range",
