@@ -1,7 +1,7 @@
 """The course's comparison, measured: plain RNN, GRU, LSTM, peephole LSTM, bidirectional LSTM
 and a 2-layer LSTM, trained under one fixed budget on the same data.
 
-    python -m training.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
+    python -m experiments.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
         --epochs 2 --output runs/variants --docs docs
 
 The dataset is read and tokenised once; every variant then gets the same training settings
@@ -27,6 +27,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import torch
 
+from experiments.timing import time_sequences
 from model.bundle import ONNX_FILE, load_card
 from model.network import SentimentClassifier
 from training.bundle import TrainingRecord, write_bundle
@@ -35,7 +36,6 @@ from training.data import DatasetError, prepare_data
 from training.embeddings import initial_embeddings
 from training.evaluate import onnx_session
 from training.loop import fit, set_seed
-from training.timing import time_sequences
 
 VARIANTS: dict[str, dict] = {
     "RNN": {"cell": "rnn", "bidirectional": False, "num_layers": 1},
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps(rows[-1]))
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
-    command = "python -m training.variants " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m experiments.variants " + " ".join(sys.argv[1:] if argv is None else argv)
     write_report(rows, config, command, args.docs, output)
     print(f"wrote {args.docs / 'variants.md'}")
 
