@@ -14,7 +14,7 @@ PORT ?= 8000
 COMPOSE ?= $(BIN)/docker-compose
 COMPOSE_SETUP := $(filter $(BIN)/docker-compose,$(COMPOSE))
 
-.PHONY: serve evaluate test docs bench train up down
+.PHONY: serve evaluate test docs bench train model up down
 
 # serving gets its own environment from requirements/serve.txt alone: no torch
 $(SERVE_VENV)/.installed: requirements/serve.txt
@@ -66,6 +66,10 @@ docs: $(BIN)/.installed
 ## train: train the default configuration and write runs/default/bundle
 train: $(BIN)/.installed
 	$(BIN)/python -m training.train --config configs/default.toml --data $(DATA)
+
+## model: rebuild the shipped model from DATA: the steps of recipes/shipped.toml -> runs/vat/bundle
+model: $(BIN)/.installed
+	$(BIN)/python -m training.recipe recipes/shipped.toml --data $(DATA)
 
 ## bench: every benchmark (model, service, training, hostile, load); writes benchmarks/results/
 bench: $(BIN)/.installed

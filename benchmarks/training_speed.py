@@ -29,7 +29,7 @@ from model.tokenizer import Tokenizer, Vocabulary, tokenize
 from tests.serving import free_port
 from training.config import load_run_config
 from training.data import Review, bucketed_batches, load_imdb, resolve_path
-from training.train import make_optimizer, to_tensors
+from training.loop import make_optimizer, to_tensors
 
 
 def training_throughput(config_path: Path, reviews: list[Review], batches: int) -> dict:

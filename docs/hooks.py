@@ -4,6 +4,9 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
 
 * ``runs`` and ``ablation``: the model history's tables, from ``models/history.toml`` and, for
   the run served now, its bundle's ``model_card.json``;
+* ``recipe``: the same runs table from the run records a recipe wrote
+  (``python -m training.recipe``, ``runs/*/run-record.json``, the same fields); without them,
+  how to make them;
 * ``benchmarks``: the benchmark results, rendered by ``benchmarks.render.markdown`` from
   ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them.
 
@@ -23,6 +26,8 @@ from mkdocs.structure.files import File, Files
 
 REPO = Path(__file__).resolve().parents[1]
 HISTORY = REPO / "models" / "history.toml"
+RECIPE_RUNS = REPO / "runs"  # where `make model` writes the steps of recipes/shipped.toml
+RECORD_FILE = "run-record.json"  # training.recipe.RECORD_FILE (mkdocs runs this file without torch)
 RESULTS = REPO / "benchmarks" / "results"
 MARKER = re.compile(r"^<!-- generated: ([a-z]+) -->$", flags=re.MULTILINE)
 
@@ -43,6 +48,29 @@ def load_runs(history: Path = HISTORY) -> list[dict]:
             run["test_accuracy"] = card["metrics"]["test"]["accuracy"]
             run["minutes"] = round(card["training"]["seconds"] / 60, 1)
     return runs
+
+
+def load_records(folder: Path = RECIPE_RUNS) -> list[dict]:
+    """The finished run records a recipe wrote under ``folder``, in the order they started; each
+    has the fields of a ``models/history.toml`` run (id, recipe, command, output, minutes, ...)."""
+    records = []
+    for path in sorted(folder.glob(f"*/{RECORD_FILE}")):
+        record = json.loads(path.read_text())
+        if record.get("status") == "done":
+            records.append(record)
+    return sorted(records, key=lambda record: record["started"])
+
+
+NO_RECORDS = """!!! note "No recipe has been run in this checkout"
+    This table is rendered from the run records that `make model` (`python -m training.recipe
+    recipes/shipped.toml`) writes under `runs/`, and there are none here yet. Run it, then
+    build the docs again (`make docs`)."""
+
+
+def recipe_runs(folder: Path = RECIPE_RUNS) -> str:
+    """The runs table of the recipe's records, or how to make them when there are none."""
+    records = load_records(folder)
+    return runs_table(records) if records else NO_RECORDS
 
 
 def runs_table(runs: list[dict]) -> str:
@@ -128,9 +156,11 @@ def generated(name: str) -> str:
     """The markdown of the generated part ``name``."""
     if name == "benchmarks":
         return benchmarks_page()
+    if name == "recipe":
+        return recipe_runs()
     tables = {"runs": runs_table, "ablation": ablation_table}
     if name not in tables:
-        raise ValueError(f"no generated part named {name!r} (known: benchmarks, {', '.join(tables)})")
+        raise ValueError(f"no generated part named {name!r} (known: benchmarks, recipe, {', '.join(tables)})")
     return tables[name](load_runs())
 
 

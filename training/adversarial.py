@@ -54,13 +54,20 @@ def summed_kl(reference_logits: Tensor, logits: Tensor) -> Tensor:
     )
 
 
+def generator_states(device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """Where the next dropout masks come from: the CPU generator's state, and the GPU's on a GPU."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
 @contextmanager
-def replaying(state: Tensor) -> Iterator[None]:
-    """Run the block with the CPU generator at ``state``, so it draws the dropout masks of the pass
-    that started there, and give the generator its place back afterwards (training runs on the
-    CPU here; on a GPU the device's generator would need the same)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.set_rng_state(state)
+def replaying(states: tuple[Tensor, Tensor | None], device: torch.device) -> Iterator[None]:
+    """Run the block with the generators at ``states``, so it draws the dropout masks of the pass
+    that started there, and give the generators their place back afterwards."""
+    cpu, gpu = states
+    with torch.random.fork_rng(devices=[device] if gpu is not None else []):
+        torch.set_rng_state(cpu)
+        if gpu is not None:
+            torch.cuda.set_rng_state(gpu, device)
         yield
 
 
@@ -110,7 +117,7 @@ def backward(
     """
     embedded = model.embed(token_ids)  # [B, T, E]
     clean_input = embedded.detach().requires_grad_(True)
-    masks = torch.get_rng_state()  # where the clean pass's dropout masks come from
+    masks = generator_states(token_ids.device)  # where the clean pass's dropout masks come from
     logits = model.classify(clean_input, lengths)
     clean = loss_of(logits)
     (clean * scale).backward()
@@ -125,7 +132,7 @@ def backward(
     if vat_epsilon > 0:
 
         def with_clean_masks(vectors: Tensor) -> Tensor:
-            with replaying(masks):
+            with replaying(masks, token_ids.device):
                 return model.classify(vectors, lengths)
 
         step = virtual_step(with_clean_masks, embedded, lengths, logits, vat_epsilon, vat_xi)

@@ -7,23 +7,40 @@ import contextlib
 import datetime as dt
 import json
 import platform
-from dataclasses import asdict
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from model.bundle import CARD_FILE, CARD_MARKDOWN, LABELS, ONNX_FILE, TOKENIZER_FILE
-from training.data import sha256_of
+from model.config import ModelConfig
+from model.network import SentimentClassifier
+from model.tokenizer import Tokenizer
+from training.config import RunConfig
+from training.data import Splits, sha256_of
 from training.evaluate import classification_metrics, onnx_session, predict_positive
 from training.export import OPSET, export_model
+from training.plots import plot_curves, plot_lm_curves, plot_test
 
 CARD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """How a bundle's network was made, as its model card tells it (beside the configs and history)."""
+
+    seconds: float  # training time, data preparation and export left out
+    machine: str
+    embeddings: str  # how the weights started: word vectors, a checkpoint, a language model
+    data_path: str
+    train_size: int  # training reviews, pseudo-labelled ones included
+    command: str = ""
+    self_training: str = "none"
+    pretraining: dict | None = None  # training.pretrain.pretraining_summary of the start
+    fingerprint: str | None = None  # training.train.fingerprint of the run's config and data
 
 
 def _versions() -> dict[str, str]:
@@ -35,84 +52,28 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy per epoch, training vs validation."""
-    epochs = [h["epoch"] for h in history]
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axis.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    loss_axis.plot(epochs, [h["validation_loss"] for h in history], "o-", label="validation")
-    accuracy_axis.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
-    accuracy_axis.plot(epochs, [h["validation_accuracy"] for h in history], "o-", label="validation")
-    for axis, title in ((loss_axis, "cross-entropy loss"), (accuracy_axis, "accuracy")):
-        axis.set(xlabel="epoch", title=title)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+def parity_sample(sequences: Sequence[Sequence[int]], count: int = 48) -> list[Sequence[int]]:
+    """Reviews spread over the whole length range (shortest to longest) for the parity check."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    picks = np.unique(np.linspace(0, len(order) - 1, min(count, len(order))).round().astype(int))
+    chosen = [sequences[order[i]] for i in picks]
+    random.Random(0).shuffle(chosen)  # mix long and short neighbours inside the padded batch
+    return chosen
 
 
-def plot_lm_curves(history: list[dict], path: Path) -> None:
-    """Language-model perplexity during pretraining: training batch vs held-out reviews."""
-    figure, axis = plt.subplots(figsize=(6, 4))
-    epochs = [h["epoch"] for h in history]
-    axis.plot(epochs, [h["train_perplexity"] for h in history], "o-", label="train (last batch)")
-    for name in ("forward", "backward"):
-        if f"{name}_perplexity" in history[0]:
-            values = [h[f"{name}_perplexity"] for h in history]
-            axis.plot(epochs, values, "o-", label=f"held out, {name} direction")
-    axis.set(xlabel="epoch", ylabel="perplexity", title="language-model pretraining", yscale="log")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-
-
-def plot_test(labels: np.ndarray, positive: np.ndarray, confusion: list[list[int]], path: Path) -> None:
-    """Confusion matrix and reliability diagram on the test set."""
-    figure, (matrix_axis, reliability_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    matrix_axis.imshow(confusion, cmap="Blues")
-    for row in range(2):
-        for column in range(2):
-            dark = confusion[row][column] > max(map(max, confusion)) / 2  # white on dark cells
-            matrix_axis.text(
-                column,
-                row,
-                f"{confusion[row][column]}",
-                ha="center",
-                va="center",
-                color="white" if dark else "black",
-            )
-    matrix_axis.set(
-        xticks=[0, 1],
-        yticks=[0, 1],
-        xticklabels=list(LABELS),
-        yticklabels=list(LABELS),
-        xlabel="predicted",
-        ylabel="true",
-        title="test confusion matrix",
-    )
-    edges = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(positive, edges[1:-1]), 0, 9)
-    centres = [positive[which == b].mean() for b in range(10) if (which == b).any()]
-    observed = [labels[which == b].mean() for b in range(10) if (which == b).any()]
-    reliability_axis.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    reliability_axis.plot(centres, observed, "o-", label="model")
-    reliability_axis.set(
-        xlabel="predicted P(positive)", ylabel="fraction positive", title="test reliability diagram"
-    )
-    reliability_axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-
-
-def write_bundle(folder: Path, model, tokenizer, splits, config, history: list[dict], extra: dict) -> Path:
-    """Export, verify, evaluate on validation and test through onnxruntime, and write the bundle."""
+def write_bundle(
+    folder: Path,
+    model: SentimentClassifier,
+    tokenizer: Tokenizer,
+    splits: Splits,
+    config: RunConfig,
+    history: list[dict],
+    record: TrainingRecord,
+) -> Path:
+    """Export, verify on validation reviews of every length, evaluate on validation and test
+    through onnxruntime, and write the bundle."""
     folder.mkdir(parents=True, exist_ok=True)
-    parity = export_model(model, folder / ONNX_FILE, extra.pop("parity_sample"))
+    parity = export_model(model, folder / ONNX_FILE, parity_sample(splits.validation[0]))
     tokenizer.save(folder / TOKENIZER_FILE)
     session = onnx_session(folder / ONNX_FILE, threads=2)
     evaluations, positives = {}, {}
@@ -120,25 +81,25 @@ def write_bundle(folder: Path, model, tokenizer, splits, config, history: list[d
         positives[name] = predict_positive(session, sequences)
         evaluations[name] = classification_metrics(labels, positives[name])
     plot_curves(history, folder / "training_curves.png")
-    if extra.get("pretraining"):
-        plot_lm_curves(extra["pretraining"]["history"], folder / "pretraining_curves.png")
+    if record.pretraining:
+        plot_lm_curves(record.pretraining["history"], folder / "pretraining_curves.png")
     plot_test(
         np.asarray(splits.test[1]),
         positives["test"],
         evaluations["test"]["confusion_matrix"],
         folder / "test_evaluation.png",
     )
-    card = _card(folder, model, config, history, evaluations, parity.to_dict(), extra)
+    card = _card(folder, model, config, history, evaluations, parity.to_dict(), record)
     (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (folder / CARD_MARKDOWN).write_text(render_markdown(card))
     return folder
 
 
-def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
-    data_path = Path(extra["data_path"])
+def _card(folder, model, config, history, evaluations, parity, record: TrainingRecord) -> dict:
+    data_path = Path(record.data_path)
     return {
         "card_version": CARD_VERSION,
-        "fingerprint": extra.get("fingerprint"),
+        "fingerprint": record.fingerprint,
         "name": config.train.name,
         "version": dt.datetime.now(dt.UTC).strftime("%Y.%m.%d-%H%M"),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -155,7 +116,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
             "split_seed": config.train.seed,
             "validation_fraction": config.train.validation_fraction,
             "sizes": {
-                "train": extra["train_size"],
+                "train": record.train_size,
                 "validation": evaluations["validation"]["examples"],
                 "test": evaluations["test"]["examples"],
             },
@@ -163,14 +124,14 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
         "metrics": evaluations,
         "parity": parity,
         "training": {
-            "seconds": extra["train_seconds"],
-            "command": extra.get("command", ""),
+            "seconds": record.seconds,
+            "command": record.command,
             "epochs_run": len(history),
             "best_epoch": max(history, key=lambda h: h["validation_accuracy"])["epoch"],
-            "machine": extra["machine"],
-            "embeddings": extra["embeddings"],
-            "self_training": extra.get("self_training", "none"),
-            "pretraining": extra.get("pretraining"),
+            "machine": record.machine,
+            "embeddings": record.embeddings,
+            "self_training": record.self_training,
+            "pretraining": record.pretraining,
             "history": history,
         },
         "onnx": {
@@ -189,7 +150,7 @@ def _card(folder, model, config, history, evaluations, parity, extra) -> dict:
     }
 
 
-def describe(config) -> str:
+def describe(config: ModelConfig) -> str:
     """One line naming the architecture, e.g. 'embedding 128 -> BiLSTM 1x128 -> concat pooling'."""
     cell = {"lstm": "LSTM", "peephole": "peephole LSTM", "gru": "GRU", "rnn": "RNN"}[config.cell]
     prefix = "bidirectional " if config.bidirectional else ""

@@ -94,9 +94,12 @@ class TrainConfig:
         0, "use only this many reviews per part and label (0: all); for smoke runs", ge=0
     )
     threads: int = _opt(0, "torch threads (0: torch's default)", ge=0)
+    device: str = _opt("cpu", "torch device to train on: 'cpu' or 'cuda' (a GPU); export runs on the CPU")
     name: str = _opt("imdb-lstm", "model name written into the model card")
 
     def __post_init__(self) -> None:
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"[train] device must be 'cpu' or 'cuda', got {self.device!r}")
         for spec in fields(self):
             value = getattr(self, spec.name)
             for key, bound in spec.metadata.get("bounds", {}).items():
@@ -111,8 +114,8 @@ class TrainConfig:
 
 
 # Fields added after bundles were made: a fingerprint counts them only when they differ from their
-# default (training.train), so the bundles made before them stay current, and spelling such a
-# default out (``--word-dropout 0``) changes nothing.
+# default (training.train.fingerprint), so the bundles made before them stay current, and spelling
+# such a default out (``--word-dropout 0``) changes nothing.
 ADDED_LATER = {
     "train": ("pseudo_soft", "adversarial_epsilon", "vat_epsilon", "vat_xi"),
     "model": ("word_dropout", "locked_dropout"),

@@ -1,8 +1,9 @@
-"""The IMDB Large Movie Review Dataset, read in its official archive layout.
+"""The IMDB Large Movie Review Dataset, read in its official archive layout, made ready to train on.
 
 Reads ``aclImdb/{train,test}/{pos,neg,unsup}/ID_RATING.txt`` straight from the ``.tar.gz``
 (or from an extracted folder), splits the labelled training reviews into train/validation,
-and turns token ids into length-bucketed batches.
+builds the vocabulary on the training split (:func:`prepare_data`) and turns token ids into
+length-bucketed batches.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from model.tokenizer import Tokenizer, Vocabulary, tokenize
+from training.config import RunConfig
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -249,3 +253,61 @@ def fetch_if_missing(path: str | os.PathLike[str] | None, url: str = OFFICIAL_UR
         print(f"downloading {url} to {target}")
         download(target, url)
     return target
+
+
+@dataclass
+class Splits:
+    """Token ids and labels of the train, validation and test reviews, and the vocabulary that
+    gives the ids their meaning."""
+
+    train: tuple[list[list[int]], list[float]]  # labels, and soft targets after distillation
+    validation: tuple[list[list[int]], list[int]]
+    test: tuple[list[list[int]], list[int]]
+    unlabelled_tokens: list[list[str]]
+    train_tokens: list[list[str]]
+    unlabelled_texts: list[str]
+    vocabulary: Vocabulary
+
+
+def prepare_data(
+    config: RunConfig, unlabelled: bool = False, test: bool = True
+) -> tuple[Tokenizer, Splits, str]:
+    """Read, split and tokenise the dataset; build the vocabulary on the training split only.
+
+    The unlabelled reviews are tokenised when word2vec needs them or ``unlabelled`` asks;
+    ``test=False`` leaves the test split empty (language-model pretraining never reads it).
+    Returns the tokenizer, the splits and the dataset's path.
+    """
+    train_config = config.train
+    dataset = load_imdb(train_config.data, expect_full=not train_config.limit_reviews)
+    labelled = take_per_label(dataset.train, train_config.limit_reviews)
+    test_reviews = take_per_label(dataset.test, train_config.limit_reviews) if test else []
+    train, validation = stratified_split(labelled, train_config.validation_fraction, train_config.seed)
+    train_tokens = [tokenize(r.text) for r in tqdm(train, desc="tokenise train", leave=False)]
+    vocabulary = Vocabulary.build(train_tokens, train_config.vocab_size, train_config.min_count)
+    tokenizer = Tokenizer(vocabulary)
+    cap = train_config.max_tokens
+
+    def encode(reviews: Sequence[Review]) -> tuple[list[list[int]], list[int]]:
+        return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
+
+    unsup = dataset.unsup[: train_config.limit_reviews or None]
+    needs_word2vec = train_config.embeddings == "word2vec" and not train_config.init_from
+    unlabelled_tokens = (
+        [tokenize(r.text) for r in tqdm(unsup, desc="tokenise unlabelled", leave=False)]
+        if needs_word2vec or unlabelled
+        else []
+    )
+    splits = Splits(
+        train=(
+            [tokenizer.encode_tokens(t, cap).ids for t in train_tokens],
+            [r.label for r in train],
+        ),
+        validation=encode(validation),
+        test=encode(test_reviews),
+        unlabelled_tokens=unlabelled_tokens,
+        train_tokens=train_tokens,
+        unlabelled_texts=[r.text for r in unsup],
+        vocabulary=vocabulary,
+    )
+    return tokenizer, splits, str(resolve_path(train_config.data))

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from model.config import ModelConfig
 from model.tokenizer import Vocabulary
+from training.config import RunConfig
+from training.data import Splits
 
 
 def word2vec_matrix(
@@ -65,3 +68,27 @@ def _fill(vocabulary: Vocabulary, dim: int, seed: int, known, lookup) -> tuple[n
             matrix[index] = lookup(word)
             covered += 1
     return matrix, covered
+
+
+def initial_embeddings(
+    config: RunConfig, model_config: ModelConfig, vocabulary: Vocabulary, splits: Splits
+) -> tuple[np.ndarray | None, str]:
+    """The word vectors a run starts from (None: random), and a description for the model card."""
+    choice = config.train.embeddings
+    if choice == "random":
+        return None, "random"
+    if choice == "word2vec":
+        matrix, covered = word2vec_matrix(
+            splits.train_tokens + splits.unlabelled_tokens,
+            vocabulary,
+            model_config.embed_dim,
+            config.train.word2vec_epochs,
+            config.train.seed,
+        )
+        texts = len(splits.train_tokens) + len(splits.unlabelled_tokens)
+        return (
+            matrix,
+            f"word2vec on {texts} train+unlabelled reviews, {covered}/{len(vocabulary)} words",
+        )
+    matrix, covered = glove_matrix(Path(choice), vocabulary, model_config.embed_dim, config.train.seed)
+    return matrix, f"GloVe file {Path(choice).name}, {covered}/{len(vocabulary)} words"

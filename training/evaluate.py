@@ -19,6 +19,7 @@ from sklearn import metrics as skm
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.inputs import pad_batch
 from model.tokenizer import Tokenizer
+from training.data import DatasetError, load_imdb, take_per_label
 
 
 def expected_calibration_error(labels: np.ndarray, positive: np.ndarray, bins: int = 10) -> float:
@@ -72,8 +73,6 @@ def predict_positive(
 
 def evaluate_bundle(bundle: Path, data: str | None, limit_reviews: int = 0, threads: int = 2) -> dict:
     """Score ``bundle``'s ONNX model on the IMDB test set; returns the metrics."""
-    from training.data import load_imdb, take_per_label
-
     card = load_card(bundle)
     tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
     dataset = load_imdb(data, expect_full=not limit_reviews)
@@ -99,8 +98,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit-reviews", type=int, default=0, help="reviews per label (0: all 25k)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     args = parser.parse_args(argv)
-    from training.data import DatasetError
-
     try:
         result = evaluate_bundle(args.bundle, args.data, args.limit_reviews, args.threads)
     except (DatasetError, FileNotFoundError, ValueError) as error:

@@ -31,8 +31,12 @@ from tqdm import tqdm
 from model.config import ModelConfig
 from model.network import RecurrentEncoder, make_dropout
 from model.tokenizer import Tokenizer
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import RunConfig, add_arguments, load_run_config
-from training.data import DatasetError, bucketed_batches
+from training.data import DatasetError, bucketed_batches, prepare_data
+from training.embeddings import initial_embeddings
+from training.loop import make_optimizer, set_seed
+from training.plots import plot_lm_curves
 
 LM_KIND = "language_model"
 LM_FILE = "lm.pt"
@@ -89,22 +93,25 @@ class LanguageModel(nn.Module):
         return -self.softmax[direction](states, targets).output.sum()
 
 
-def lm_batches(sequences: Sequence[Sequence[int]], batch_size: int, seed: int | None):
-    """Length-bucketed batches as tensors (token ids, lengths); one-token reviews predict nothing."""
+def lm_batches(sequences: Sequence[Sequence[int]], batch_size: int, seed: int | None, device: str = "cpu"):
+    """Length-bucketed batches as tensors (token ids, lengths) on ``device``; one-token reviews
+    predict nothing."""
     kept = [s for s in sequences if len(s) > 1]
     for batch in bucketed_batches(kept, [0] * len(kept), batch_size, shuffle_seed=seed):
-        yield torch.tensor(batch.token_ids), torch.tensor(batch.lengths)
+        yield torch.tensor(batch.token_ids, device=device), torch.tensor(batch.lengths, device=device)
 
 
 @torch.no_grad()
-def perplexity(model: LanguageModel, sequences: Sequence[Sequence[int]], batch_size: int) -> dict:
+def perplexity(
+    model: LanguageModel, sequences: Sequence[Sequence[int]], batch_size: int, device: str = "cpu"
+) -> dict:
     """Per-direction perplexity (exp of the mean token NLL) over ``sequences``."""
     model.eval()
     totals = torch.zeros(model.config.num_directions, dtype=torch.float64)
     count = 0
-    for token_ids, lengths in lm_batches(sequences, batch_size * 2, None):
+    for token_ids, lengths in lm_batches(sequences, batch_size * 2, None, device):
         *losses, predicted = model(token_ids, lengths)
-        totals += torch.stack(losses).double()
+        totals += torch.stack(losses).double().cpu()
         count += int(predicted)
     model.train()
     names = ("forward", "backward")
@@ -113,9 +120,6 @@ def perplexity(model: LanguageModel, sequences: Sequence[Sequence[int]], batch_s
 
 def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
     """Pretrain on train + unlabelled reviews; returns the checkpoint path."""
-    from training.bundle import plot_lm_curves
-    from training.train import initial_embeddings, make_optimizer, prepare_data, set_seed
-
     output = Path(config.train.output)
     output.mkdir(parents=True, exist_ok=True)
     set_seed(config.train.seed)
@@ -123,9 +127,11 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
         torch.set_num_threads(config.train.threads)
     tokenizer, splits, _ = prepare_data(config, unlabelled=True, test=False)
     model = LanguageModel(config.model_config(len(tokenizer.vocabulary)))
-    vectors, embedding_note = initial_embeddings(config, model.config, tokenizer, splits)
+    vectors, embedding_note = initial_embeddings(config, model.config, tokenizer.vocabulary, splits)
     if vectors is not None:
         model.embedding.weight.data.copy_(torch.from_numpy(vectors))
+    device = config.train.device
+    model.to(device)
     cap = config.train.max_tokens
     corpus = splits.train[0] + [tokenizer.encode_tokens(t, cap).ids for t in splits.unlabelled_tokens]
     held_out = splits.validation[0]
@@ -143,7 +149,7 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
             "epoch": round(epoch_progress, 2),
             "step": step,
             "train_perplexity": round(math.exp(train_loss), 2),
-            **perplexity(model, held_out, batch_size),
+            **perplexity(model, held_out, batch_size, device),
             "seconds": round(seconds, 1),
             "tokens_per_second": round(tokens / seconds),
         }
@@ -154,7 +160,7 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
 
     for epoch in range(1, config.train.epochs + 1):
         model.train()
-        batches = lm_batches(corpus, batch_size, config.train.seed + epoch)
+        batches = lm_batches(corpus, batch_size, config.train.seed + epoch, device)
         progress = tqdm(batches, total=steps_per_epoch, desc=f"LM epoch {epoch}", unit="batch")
         for index, (token_ids, lengths) in enumerate(progress, start=1):
             *losses, predicted = model(token_ids, lengths)
@@ -172,7 +178,9 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
                 evaluate(epoch - 1 + index / steps_per_epoch, loss.item())
         evaluate(epoch, loss.item())
     path = output / LM_FILE
-    torch.save(
+    model.cpu()
+    save_checkpoint(
+        path,
         {
             "kind": LM_KIND,
             "model_state": model.state_dict(),
@@ -183,7 +191,7 @@ def pretrain(config: RunConfig, evaluations_per_epoch: int = 4) -> Path:
             "embeddings": embedding_note,
             "history": history,
         },
-        path,
+        tokenizer.vocabulary,
     )
     plot_lm_curves(history, output / "lm_curves.png")
     return path
@@ -215,7 +223,7 @@ def pretraining_summary(path: str) -> dict | None:
     """What the model card says of the language model a run started from (None if it did not)."""
     if not path or Path(path).is_dir():  # no start, or a model bundle's (not a language model)
         return None
-    saved = torch.load(path, weights_only=False)
+    saved = load_checkpoint(path)
     if saved.get("kind") != LM_KIND:
         return None
     return {

@@ -27,6 +27,8 @@ import numpy as np
 
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, require_vocabulary
 from model.tokenizer import Tokenizer, Vocabulary, tokenize
+from training.config import RunConfig
+from training.data import Splits, load_imdb, stratified_split
 from training.evaluate import onnx_session, predict_positive
 from training.ngram import NGRAM_TEACHER, NgramTeacher
 
@@ -88,6 +90,41 @@ def pseudo_label(
     return [sequences[i] for i, _ in chosen], [label for _, label in chosen]
 
 
+def add_pseudo_labels(config: RunConfig, tokenizer: Tokenizer, splits: Splits) -> str:
+    """Add the unlabelled reviews the teachers of ``config`` label to the training split; describe it."""
+    if not config.train.pseudo_labels:
+        return "none"
+    names = [part.strip() for part in config.train.pseudo_labels.split(",") if part.strip()]
+    if len(set(names)) < len(names):
+        raise ValueError(f"a teacher is named twice in pseudo_labels: {config.train.pseudo_labels}")
+    others: list[np.ndarray] = []
+    if NGRAM_TEACHER in names:
+        # fitted on the labelled training reviews only, before the unlabelled ones join them
+        labelled = len(splits.train_tokens)
+        print(f"fitting the n-gram teacher on {labelled} training reviews", flush=True)
+        teacher = NgramTeacher().fit(splits.train_tokens, splits.train[1][:labelled])
+        unlabelled = splits.unlabelled_tokens or [tokenize(text) for text in splits.unlabelled_texts]
+        others.append(teacher.positive(unlabelled))
+    sequences, targets = pseudo_label(
+        [Path(name) for name in names if name != NGRAM_TEACHER],
+        splits.unlabelled_texts,
+        tokenizer.vocabulary,
+        config.train.pseudo_threshold,
+        config.train.max_tokens,
+        soft=config.train.pseudo_soft,
+        others=others,
+    )
+    splits.train[0].extend(sequences)
+    splits.train[1].extend(targets)
+    teachers, threshold = ", ".join(names), config.train.pseudo_threshold
+    if config.train.pseudo_soft:
+        return (
+            f"{len(targets)} unlabelled reviews with soft targets (distillation): the mean P(positive) "
+            f"of {teachers}, kept at max(P, 1 - P) >= {threshold}"
+        )
+    return f"{len(targets)} unlabelled reviews pseudo-labelled by {teachers} at P >= {threshold}"
+
+
 def rank_teacher_sets(
     bundles: Sequence[Path], data: str | None, max_size: int = 0, ngram: bool = False
 ) -> list[tuple[float, tuple[str, ...]]]:
@@ -97,8 +134,6 @@ def rank_teacher_sets(
     is choosing a model, and the test set chooses nothing. ``ngram`` adds the n-gram teacher,
     fitted on the training part of that split, as one more candidate named ``ngram``.
     """
-    from training.data import load_imdb, stratified_split
-
     cards = [load_card(bundle) for bundle in bundles]
     splits = {(card["dataset"]["split_seed"], card["dataset"]["validation_fraction"]) for card in cards}
     if len(splits) != 1:

@@ -1,4 +1,4 @@
-"""Run ``training.train.fit`` on synthetic data, alone or under torchrun; rank 0 saves the weights.
+"""Run ``training.loop.fit`` on synthetic data, alone or under torchrun; rank 0 saves the weights.
 
     python tests/training/ddp_worker.py OUTPUT BATCH_SIZE [--resume]
     python -m torch.distributed.run --nproc_per_node 2 tests/training/ddp_worker.py OUTPUT BATCH_SIZE
@@ -18,9 +18,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from model.network import SentimentClassifier
+from tests.training.synthetic import VOCABULARY
 from training.config import load_run_config
+from training.data import Splits
 from training.distributed import close_world, init_world
-from training.train import Splits, fit
+from training.loop import fit
 
 
 def synthetic(count: int, seed: int) -> tuple[list[list[int]], list[int]]:
@@ -43,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = SentimentClassifier(config.model_config(30))
-    splits = Splits(synthetic(101, 1), synthetic(40, 2), synthetic(4, 3), [], [], [])
+    splits = Splits(synthetic(101, 1), synthetic(40, 2), synthetic(4, 3), [], [], [], VOCABULARY)
     initial = {name: value.clone() for name, value in model.state_dict().items()}
     history, _ = fit(model, splits, config, output, "--resume" in sys.argv, world)
     if world.is_main:

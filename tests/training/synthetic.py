@@ -1,25 +1,61 @@
-"""Small synthetic training data for tests that run :func:`training.train.fit` in seconds."""
+"""Small synthetic training data for tests that run :func:`training.loop.fit` in seconds, and a
+tiny IMDB folder for tests that run whole commands."""
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import torch
 
-from training import train
+from model.tokenizer import PAD, UNK, Vocabulary
+from training.data import Splits
 
 SMALL = {"train.epochs": 1, "train.batch_size": 4, "model.embed_dim": 6, "model.hidden_size": 4}
 VOCAB = 30  # token ids 2..29; 0 and 1 are <pad> and <unk>
+VOCABULARY = Vocabulary((PAD, UNK, *(f"word{i}" for i in range(2, VOCAB))))
 
 
-def random_splits(reviews: int = 16) -> train.Splits:
+def random_splits(reviews: int = 16) -> Splits:
     """``reviews`` random reviews of 1-11 tokens with alternating labels; the first 4 also validate."""
     torch.manual_seed(0)
     sequences = [torch.randint(2, VOCAB, (int(n),)).tolist() for n in torch.randint(1, 12, (reviews,))]
     labels = [i % 2 for i in range(reviews)]
-    return train.Splits(
+    return Splits(
         train=(sequences, labels),
         validation=(sequences[:4], labels[:4]),
         test=([], []),
         unlabelled_tokens=[],
         train_tokens=[],
         unlabelled_texts=[],
+        vocabulary=VOCABULARY,
     )
+
+
+POSITIVE = ["wonderful", "great", "moving", "superb", "brilliant", "loved", "charming", "best"]
+NEGATIVE = ["awful", "boring", "dull", "worst", "terrible", "hated", "weak", "mess"]
+NEUTRAL = ["the", "film", "a", "plot", "actor", "scene", "and", "was", "it", "movie", "story", "of"]
+
+
+def write_tiny_imdb(folder: Path, per_label: int = 60, unlabelled: int = 60, seed: int = 0) -> Path:
+    """An extracted IMDB folder (``aclImdb/{train,test}/{pos,neg}``, ``train/unsup``) of made-up
+    reviews whose label shows in their words: ``per_label`` reviews per label and part."""
+    rng = random.Random(seed)
+
+    def review(words: list[str]) -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.randrange(8, 40))) + "."
+
+    parts = {
+        ("train", "pos"): POSITIVE,
+        ("train", "neg"): NEGATIVE,
+        ("test", "pos"): POSITIVE,
+        ("test", "neg"): NEGATIVE,
+        ("train", "unsup"): POSITIVE + NEGATIVE,
+    }
+    for (part, polarity), words in parts.items():
+        target = folder / "aclImdb" / part / polarity
+        target.mkdir(parents=True)
+        for number in range(unlabelled if polarity == "unsup" else per_label):
+            rating = 0 if polarity == "unsup" else (8 if polarity == "pos" else 2)
+            (target / f"{number}_{rating}.txt").write_text(review(words + NEUTRAL * 2))
+    return folder

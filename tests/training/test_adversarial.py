@@ -12,8 +12,9 @@ from torch import nn
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from tests.training.synthetic import SMALL, VOCAB, random_splits
-from training import adversarial, train
+from training import adversarial, loop, train
 from training.bundle import render_markdown
+from training.checkpoint import load_checkpoint
 from training.config import load_run_config
 from training.distributed import World
 
@@ -127,9 +128,9 @@ def test_training_with_frozen_pretrained_layers_runs_adversarially(tmp_path) -> 
     torch.manual_seed(3)
     model = SentimentClassifier(config.model_config(VOCAB))
     start = model.embedding.weight.detach().clone()
-    history, _ = train.fit(model, random_splits(), config, tmp_path, resume=False)
+    history, _ = loop.fit(model, random_splits(), config, tmp_path, resume=False)
     assert [h["epoch"] for h in history] == [1, 2] and all("adversarial_loss" in h for h in history)
-    last = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model_state"]  # fit keeps the best
+    last = load_checkpoint(tmp_path / "checkpoint.pt")["model_state"]  # fit keeps the best
     assert not torch.equal(last["embedding.weight"], start)  # thawed in epoch 2
 
 
@@ -142,7 +143,7 @@ def test_training_with_epsilon_logs_the_adversarial_loss_and_differs_from_withou
         model = SentimentClassifier(config.model_config(VOCAB))
         output = tmp_path / str(epsilon)
         output.mkdir()
-        history, _ = train.fit(model, random_splits(), config, output, resume=False)
+        history, _ = loop.fit(model, random_splits(), config, output, resume=False)
         trained[epsilon] = model.state_dict()
         logged = json.loads((output / "metrics.jsonl").read_text())
         assert ("adversarial_loss" in history[0]) == (epsilon > 0) == ("adversarial_loss" in logged)
@@ -157,7 +158,7 @@ def test_epsilon_is_refused_when_negative_or_under_torchrun(tmp_path) -> None:
     model = SentimentClassifier(config.model_config(VOCAB))
     two = World(rank=0, size=2)
     with pytest.raises(ValueError, match="not supported under torchrun"):
-        train.fit(model, random_splits(), config, tmp_path, resume=False, world=two)
+        loop.fit(model, random_splits(), config, tmp_path, resume=False, world=two)
 
 
 def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
@@ -173,45 +174,6 @@ def test_a_later_field_counts_in_the_fingerprint_only_when_set() -> None:
     assert fingerprint == train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": False}))
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.word_dropout": 0.1}))
     assert fingerprint != train.fingerprint(load_run_config(None, {**base, "model.locked_dropout": True}))
-
-
-# run 8 (configs/distill.toml), the bundle shipped before adversarial training existed, run 10
-# (the same with --adversarial-epsilon 1.5), run 12 (configs/distill_locked.toml) and run 13
-# (configs/born_again.toml) and run 14 (configs/round3.toml), each shipped before the next, as their
-# cards record them
-RUN_8_FINGERPRINT = "695214e9e5e3bf2701d50fbe12930d99489e5ab617093f6fb7adc78e3bce6f4d"
-RUN_10_FINGERPRINT = "60ef701b006dcb581103c84c32e564ad3c5a6837f986baf7cf9cdd07c0dd0846"
-RUN_12_FINGERPRINT = "edd39216904f619f85dbff77f87aca0ca807ae3529f68b73557f992ba912d8c9"
-RUN_13_FINGERPRINT = "070bdcbce6c19a64fa57b349c70f9458a621128a1c31634b7e54b35efe7ad970"
-RUN_14_FINGERPRINT = "54bead43807522ff8c8fd3383ca9d91d759a98e364c9e99dbe8d5bc02c1d36d8"
-# run 16 (configs/ngram_teacher.toml), made after run 15 and not shipped
-RUN_16_FINGERPRINT = "c5544337f9484dad35e3cc66664065267dbec104ade0e332923b8ea4bd2d45b5"
-# run 17 (configs/from_shipped.toml), from the shipped bundle, not shipped
-RUN_17_FINGERPRINT = "874c4e8b459a80df1738cd8761ee4fe19f0b7c8607b58a149191f5658edb866c"
-
-
-@pytest.mark.parametrize(
-    ("config_file", "overrides", "expected"),
-    [
-        ("distill.toml", {}, RUN_8_FINGERPRINT),  # made before the field: keeps its fingerprint
-        ("distill.toml", {"train.adversarial_epsilon": 1.5}, RUN_10_FINGERPRINT),
-        ("distill_locked.toml", {}, RUN_12_FINGERPRINT),
-        ("born_again.toml", {}, RUN_13_FINGERPRINT),
-        ("round3.toml", {}, RUN_14_FINGERPRINT),
-        ("vat.toml", {}, None),  # the shipped bundle, run 15 (docs/history.md)
-        ("ngram_teacher.toml", {}, RUN_16_FINGERPRINT),
-        ("from_shipped.toml", {}, RUN_17_FINGERPRINT),
-    ],
-)
-def test_fingerprints_of_the_distillation_recipes(
-    tmp_path, monkeypatch, config_file, overrides, expected
-) -> None:
-    card = json.loads((ROOT / "models/default/model_card.json").read_text())
-    archive = tmp_path / "aclImdb_v1.tar.gz"
-    archive.write_bytes(b"stands in for the archive whose sha256 the card records")
-    monkeypatch.setattr(train, "sha256_of", lambda path: card["dataset"]["sha256"])
-    config = load_run_config(ROOT / "configs" / config_file, {"train.data": str(archive), **overrides})
-    assert train.fingerprint(config) == (expected or card["fingerprint"])
 
 
 def test_the_model_card_names_adversarial_training_only_when_used() -> None:
@@ -295,7 +257,7 @@ def test_training_with_vat_logs_its_divergence_and_counts_in_the_fingerprint(tmp
     config = load_run_config(None, {**base, "train.vat_epsilon": 1.0})
     torch.manual_seed(3)
     model = SentimentClassifier(config.model_config(VOCAB))
-    history, _ = train.fit(model, random_splits(), config, tmp_path, resume=False)
+    history, _ = loop.fit(model, random_splits(), config, tmp_path, resume=False)
     assert history[0]["virtual_adversarial_kl"] > 0 and "adversarial_loss" not in history[0]
     named = {**base, "train.data": "/nonexistent/aclImdb"}  # a fingerprint names the data
     fingerprints = [
@@ -306,7 +268,7 @@ def test_training_with_vat_logs_its_divergence_and_counts_in_the_fingerprint(tmp
     with pytest.raises(ValueError, match="vat_xi must be > 0"):
         load_run_config(None, {"train.vat_xi": 0.0})
     with pytest.raises(ValueError, match="not supported under torchrun"):
-        train.fit(model, random_splits(), config, tmp_path, resume=False, world=World(rank=0, size=2))
+        loop.fit(model, random_splits(), config, tmp_path, resume=False, world=World(rank=0, size=2))
 
 
 def test_summed_kl_is_kl_of_the_fixed_reference_from_the_other() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 
@@ -239,30 +238,6 @@ def test_bad_flag_values_are_rejected(argv: list[str], message: str, capsys) -> 
     with pytest.raises(SystemExit):
         _parser().parse_args(argv)
     assert message in capsys.readouterr().err
-
-
-def test_self_training_toml_matches_stage_one() -> None:
-    stage_one = load_run_config(REPO / "configs" / "default.toml", {})
-    stage_two = load_run_config(REPO / "configs" / "self_training.toml", {})
-    assert stage_two.model == stage_one.model  # init_from needs the same network
-    assert stage_two.train.init_from == f"{stage_one.train.output}/best.pt"
-    assert stage_two.train.pseudo_labels == f"{stage_one.train.output}/bundle"
-    assert stage_two.train.vocab_size == stage_one.train.vocab_size
-
-
-def test_distillation_toml_starts_from_stage_one_and_names_existing_teachers() -> None:
-    stage_one = load_run_config(REPO / "configs" / "default.toml", {})
-    distill = load_run_config(REPO / "configs" / "distill.toml", {})
-    assert distill.model == stage_one.model
-    assert distill.train.init_from == f"{stage_one.train.output}/best.pt"
-    assert distill.train.pseudo_soft and distill.train.pseudo_threshold == 0.5
-    teachers = distill.train.pseudo_labels.split(",")
-    assert len(teachers) == 2 and all(t.endswith("/bundle") for t in teachers)
-    # the run records make each teacher: some recorded run's command writes its run folder
-    runs = tomllib.loads((REPO / "models" / "history.toml").read_text())["run"]
-    for teacher in teachers:
-        folder = teacher.removesuffix("/bundle")
-        assert any(run["output"] == folder and f"--output {folder}" in run["command"] for run in runs)
 
 
 def test_word_vector_perturbation_is_on_when_either_epsilon_is() -> None:

@@ -20,14 +20,14 @@ def _single(output: Path, batch_size: int, *extra: str) -> dict:
     subprocess.run(
         [sys.executable, str(WORKER), str(output), str(batch_size), *extra], check=True, timeout=300
     )
-    return torch.load(output / "result.pt", weights_only=False)
+    return torch.load(output / "result.pt", weights_only=True)
 
 
 def _torchrun(output: Path, batch_size: int, *extra: str) -> dict:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     command += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
     subprocess.run([*command, str(WORKER), str(output), str(batch_size), *extra], check=True, timeout=300)
-    return torch.load(output / "result.pt", weights_only=False)
+    return torch.load(output / "result.pt", weights_only=True)
 
 
 def test_two_processes_train_what_one_does_with_the_same_global_batch(tmp_path) -> None:

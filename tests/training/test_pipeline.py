@@ -152,9 +152,10 @@ def test_bad_archive_gives_one_clear_error(tmp_path, capsys) -> None:
     [
         "training.train",
         "training.pretrain",
+        "training.recipe",
         "training.evaluate",
-        "training.variants",
-        "training.long_range",
+        "experiments.variants",
+        "experiments.long_range",
         "app",
     ],
 )

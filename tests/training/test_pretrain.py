@@ -10,10 +10,16 @@ import torch
 
 from model.bundle import load_card
 from model.config import ModelConfig
+from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer, Vocabulary
+from tests.bundles import make_bundle
 from tests.training.synthetic import SMALL, VOCAB, random_splits
 from training import pretrain, train
+from training.build import build_model
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import load_run_config
+from training.data import prepare_data
+from training.loop import fit
 from training.pretrain import LanguageModel, adaptive_cutoffs, pretraining_summary
 
 
@@ -110,9 +116,9 @@ def test_pretrain_then_fine_tune(tmp_path, imdb_archive) -> None:
         "model.hidden_size": 8,
     }
     config = load_run_config(None, overrides)
-    tokenizer, splits, _ = train.prepare_data(config)
-    model, note = train.build_model(config, tokenizer, splits)
-    saved = torch.load(checkpoint, weights_only=False)["model_state"]
+    tokenizer, splits, _ = prepare_data(config)
+    model, note = build_model(config, tokenizer, splits)
+    saved = load_checkpoint(checkpoint)["model_state"]
     for name, value in model.state_dict().items():
         if name.startswith(("embedding.", "encoder.")):
             assert torch.equal(value, saved[name]), name
@@ -133,9 +139,9 @@ def test_pretrain_then_fine_tune(tmp_path, imdb_archive) -> None:
 def test_frozen_epochs_train_only_the_head(tmp_path, freeze_epochs: int) -> None:
     config = load_run_config(None, {**SMALL, "train.freeze_epochs": freeze_epochs})
     splits = random_splits()
-    model = train.SentimentClassifier(config.model_config(VOCAB))
+    model = SentimentClassifier(config.model_config(VOCAB))
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    train.fit(model, splits, config, tmp_path, resume=False)
+    fit(model, splits, config, tmp_path, resume=False)
     for name, value in model.state_dict().items():
         changed = not torch.equal(value, start[name])
         assert changed == (name.startswith("head.") or not freeze_epochs), name
@@ -145,24 +151,24 @@ def test_a_checkpoint_from_before_a_model_field_existed_is_a_valid_start(tmp_pat
     small = {"model.embed_dim": 6, "model.hidden_size": 4}
     config = load_run_config(None, small)
     tokenizer = Tokenizer(Vocabulary.build([["good", "bad", "film"]], max_size=10))
-    model = train.SentimentClassifier(config.model_config(len(tokenizer.vocabulary)))
+    model = SentimentClassifier(config.model_config(len(tokenizer.vocabulary)))
     saved = model.config.to_dict()
     for later in ("word_dropout", "locked_dropout"):  # added after the first checkpoints were made
         del saved[later]
-    torch.save({"model_state": model.state_dict(), "model_config": saved}, tmp_path / "old.pt")
+    save_checkpoint(
+        tmp_path / "old.pt", {"model_state": model.state_dict(), "model_config": saved}, tokenizer.vocabulary
+    )
     start = load_run_config(None, {**small, "train.init_from": str(tmp_path / "old.pt")})
-    started, note = train.build_model(start, tokenizer, splits=None)
+    started, note = build_model(start, tokenizer, splits=None)
     assert note == f"from {tmp_path / 'old.pt'}"
     assert torch.equal(started.head.weight, model.head.weight)
 
 
 def test_a_model_bundle_is_a_valid_start_with_its_vocabulary_and_network(tmp_path) -> None:
     """A new machine has only the committed bundles: training goes on from a bundle's ONNX weights."""
-    from tests.bundles import make_bundle
-
     bundle, shipped, tokenizer = make_bundle(tmp_path / "bundle")
     same = {"model.embed_dim": 8, "model.hidden_size": 6, "train.init_from": str(bundle)}
-    started, note = train.build_model(load_run_config(None, same), tokenizer, splits=None)
+    started, note = build_model(load_run_config(None, same), tokenizer, splits=None)
     assert note == f"from the bundle {bundle}, version test" and started.training
     for name, value in shipped.state_dict().items():
         assert torch.allclose(started.state_dict()[name], value), name
@@ -170,7 +176,7 @@ def test_a_model_bundle_is_a_valid_start_with_its_vocabulary_and_network(tmp_pat
 
     other_words = Tokenizer(Vocabulary.build([["good", "bad", "film"]], max_size=10))
     with pytest.raises(ValueError, match="vocabulary differs"):
-        train.build_model(load_run_config(None, same), other_words, splits=None)
+        build_model(load_run_config(None, same), other_words, splits=None)
     wider = {**same, "model.hidden_size": 8}
     with pytest.raises(ValueError, match="model config differs"):
-        train.build_model(load_run_config(None, wider), tokenizer, splits=None)
+        build_model(load_run_config(None, wider), tokenizer, splits=None)

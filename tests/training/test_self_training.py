@@ -11,8 +11,8 @@ import torch
 from model.tokenizer import Vocabulary
 from tests.bundles import CORPUS, make_bundle
 from training.evaluate import onnx_session, predict_positive
+from training.loop import hard_labels, summed_loss
 from training.self_training import pseudo_label, rank_sets
-from training.train import hard_labels, summed_loss
 
 TEXTS = [f"{a} {b}" for a in CORPUS for b in CORPUS] * 3
 
@@ -108,7 +108,7 @@ def test_teacher_sets_are_ranked_by_validation_accuracy_only(tmp_path, monkeypat
     rng = np.random.default_rng(0)
     train = [data.Review(i, t, int(rng.integers(2)), 0) for i, t in enumerate(TEXTS)]
     # the test reviews are poisoned: reading them would fail
-    monkeypatch.setattr(data, "load_imdb", lambda path: data.ImdbDataset(train, None, []))
+    monkeypatch.setattr(self_training, "load_imdb", lambda path: data.ImdbDataset(train, None, []))
     ranked = self_training.rank_teacher_sets(folders, None)
     assert len(ranked) == 7  # every non-empty set of three
     _, validation = data.stratified_split(train, 0.5, 7)

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from training import long_range
+from experiments import long_range
 
 
 def test_the_first_token_decides_the_label() -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from training import variants
+from experiments import variants
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """How fast a bundle's graph answers: onnxruntime milliseconds per review, alone and batched.
 
-The variant study (``training.variants``) reports each trained variant's speed beside its
+The variant study (``experiments.variants``) reports each trained variant's speed beside its
 accuracy with this; the benchmarks (``python -m benchmarks model``) measure the served model
 in more detail.
 """

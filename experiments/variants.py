@@ -1,7 +1,7 @@
 """The course's comparison, measured: plain RNN, GRU, LSTM, peephole LSTM, bidirectional LSTM
 and a 2-layer LSTM, trained under one fixed budget on the same data.
 
-    python -m training.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
+    python -m experiments.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
         --epochs 2 --output runs/variants --docs docs
 
 The dataset is read and tokenised once; every variant then gets the same training settings
@@ -21,12 +21,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
 import torch
 
+from experiments.timing import time_sequences
 from model.bundle import ONNX_FILE, load_card
 from model.network import SentimentClassifier
+from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, add_arguments, load_run_config
-from training.data import DatasetError
+from training.data import DatasetError, prepare_data
+from training.embeddings import initial_embeddings
+from training.evaluate import onnx_session
+from training.loop import fit, set_seed
 
 VARIANTS: dict[str, dict] = {
     "RNN": {"cell": "rnn", "bidirectional": False, "num_layers": 1},
@@ -40,11 +49,6 @@ VARIANTS: dict[str, dict] = {
 
 def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, output: Path) -> dict:
     """Train, export and evaluate one variant from the shared ``start`` (vectors, note)."""
-    from training.bundle import write_bundle
-    from training.evaluate import onnx_session
-    from training.timing import time_sequences
-    from training.train import fit, parity_sample, set_seed
-
     folder = output / name.lower().replace(" ", "-")
     folder.mkdir(parents=True, exist_ok=True)
     variant = RunConfig(
@@ -64,14 +68,13 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
         splits,
         variant,
         history,
-        {
-            "train_seconds": round(seconds, 1),
-            "embeddings": note,
-            "data_path": str(variant.train.data),
-            "train_size": len(splits.train[1]),
-            "parity_sample": parity_sample(splits.validation[0]),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-        },
+        TrainingRecord(
+            seconds=round(seconds, 1),
+            machine=f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+            embeddings=note,
+            data_path=str(variant.train.data),
+            train_size=len(splits.train[1]),
+        ),
     )
     card = load_card(bundle)
     timing = time_sequences(onnx_session(bundle / ONNX_FILE, threads=1), splits.validation[0][:300])
@@ -94,11 +97,6 @@ HAND_WRITTEN = "<!-- The text from here on is written by hand"
 
 def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, output: Path) -> None:
     """The table (markdown) and one plot into ``docs``; the data (JSON) into ``output``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     docs.mkdir(parents=True, exist_ok=True)
     output.mkdir(parents=True, exist_ok=True)
     (output / "variants.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
@@ -146,8 +144,6 @@ def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI entry point."""
-    from training.train import initial_embeddings, prepare_data
-
     parser = argparse.ArgumentParser(description="Train every recurrent variant under one budget.")
     add_arguments(parser)
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="folder for the table and plot")
@@ -161,14 +157,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         tokenizer, splits, _ = prepare_data(config)
         output = Path(config.train.output)
         # the same starting vectors for every variant (word2vec once, not six times)
-        start = initial_embeddings(config, config.model_config(len(tokenizer.vocabulary)), tokenizer, splits)
+        start = initial_embeddings(
+            config, config.model_config(len(tokenizer.vocabulary)), tokenizer.vocabulary, splits
+        )
         rows = []
         for name in args.variants:
             rows.append(run_variant(name, config, tokenizer, splits, start, output))
             print(json.dumps(rows[-1]))
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
-    command = "python -m training.variants " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m experiments.variants " + " ".join(sys.argv[1:] if argv is None else argv)
     write_report(rows, config, command, args.docs, output)
     print(f"wrote {args.docs / 'variants.md'}")
 

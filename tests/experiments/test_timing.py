@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import statistics
 
+from experiments.timing import time_sequences
 from model.bundle import ONNX_FILE
 from tests.bundles import CORPUS, make_bundle
 from training.evaluate import onnx_session
-from training.timing import time_sequences
 
 
 def test_time_sequences_times_each_review_alone_and_batched(tmp_path) -> None:

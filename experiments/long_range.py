@@ -1,6 +1,6 @@
 """The vanishing gradient made visible: a synthetic long-range dependency task.
 
-    python -m training.long_range --length 100 --output docs
+    python -m experiments.long_range --length 100 --output docs
 
 Each sequence starts with a marker token (``A`` or ``B``) that decides its label; the
 ``length - 1`` tokens after it are random noise. A unidirectional network with ``last``
