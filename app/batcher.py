@@ -37,7 +37,7 @@ class _Pending:
     sequence: list[int]
     future: asyncio.Future
     model: Any
-    call: tuple[float, float] | None = None  # (start, seconds) of the inference that answered it
+    call: tuple[float, float, int] | None = None  # (start, seconds, texts) of the call that answered it
 
 
 class DynamicBatcher:
@@ -124,8 +124,9 @@ class DynamicBatcher:
             rows = np.stack(await asyncio.gather(*(item.future for item in pending)))
         if times is not None:
             calls = {id(item.call): item.call for item in pending}.values()  # items of one call share it
-            times.queue = min(start for start, _ in calls) - submitted
-            times.infer = sum(seconds for _, seconds in calls)
+            times.queue = min(start for start, _, _ in calls) - submitted
+            times.infer = sum(seconds for _, seconds, _ in calls)
+            times.batch = max(size for _, _, size in calls)
         return rows
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
@@ -175,7 +176,7 @@ class DynamicBatcher:
         try:
             started = time.perf_counter()
             rows = self._infer([item.sequence for item in items], items[0].model)
-            call = (started, time.perf_counter() - started)
+            call = (started, time.perf_counter() - started, len(items))
             if len(rows) != len(items):
                 raise RuntimeError(f"inference returned {len(rows)} rows for {len(items)} texts")
         except Exception as error:

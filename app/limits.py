@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -11,8 +10,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_body_of
-from app.routes import find_route
+from app.errors import send_error as _answer  # answered before routing, in the route's shape
 
 
 class BodySizeLimit:
@@ -64,17 +62,6 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send, scope: Scope) -> None:
         await _answer(send, scope, 413, "payload_too_large", f"request body over {self.max_bytes} bytes")
-
-
-async def _answer(
-    send: Send, scope: Scope, status: int, code: str, message: str, extra: list | None = None
-) -> None:
-    # answered before routing: in the error shape of the route the request was for
-    body = json.dumps(error_body_of(find_route(scope))(code, message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += extra or []
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 # Routes that run the model; health, metrics, docs and pages stay answerable under overload.

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.routes import find_route
 
 # A prediction request's stages, the names of its Server-Timing metrics and of the stage label
-STAGES = ("tokenize", "queue", "infer", "total")
+STAGES = ("tokenize", "queue", "infer", "serialise", "total")
 
 
 @dataclass(slots=True)
@@ -24,23 +24,29 @@ class StageTimes:
     batching, the inference pool) until the onnxruntime call that answers them starts (the first
     of them, when its texts run in several). ``infer``: that onnxruntime call (the sum, with
     several). ``total``: the service's whole time, from the route's call to the result.
+    ``serialise``: after ``total``, from the service's result to the response's start (the
+    protocol's codec, the response model and the JSON encoding). ``batch``: texts in the largest
+    onnxruntime call that answered the request.
     """
 
     started: float = field(default_factory=time.perf_counter)
     tokenize: float = 0.0
     queue: float = 0.0
     infer: float = 0.0
+    serialise: float = 0.0
     total: float = 0.0
+    batch: int = 0
 
-    def stages(self) -> tuple[float, float, float, float]:
+    def stages(self) -> tuple[float, float, float, float, float]:
         """The durations in :data:`STAGES` order."""
-        return self.tokenize, self.queue, self.infer, self.total
+        return self.tokenize, self.queue, self.infer, self.serialise, self.total
 
     def server_timing(self) -> str:
         """A ``Server-Timing`` header value (W3C Server Timing): each stage, in milliseconds."""
         return (
             f"tokenize;dur={self.tokenize * 1000:.3f}, queue;dur={self.queue * 1000:.3f}, "
-            f"infer;dur={self.infer * 1000:.3f}, total;dur={self.total * 1000:.3f}"
+            f"infer;dur={self.infer * 1000:.3f}, serialise;dur={self.serialise * 1000:.3f}, "
+            f"total;dur={self.total * 1000:.3f}"
         )
 
 
@@ -58,7 +64,8 @@ class ModelMetrics:
         self.stage_seconds = Histogram(
             "sentiment_stage_seconds",
             "Time of one prediction request in each stage: tokenize, queue (waiting for the batcher "
-            "or the inference pool), infer (onnxruntime) and total (the service's whole time).",
+            "or the inference pool), infer (onnxruntime), total (the service's whole time) and "
+            "serialise (after it: from the service's result to the response).",
             ["stage"],
             registry=registry,
             buckets=(

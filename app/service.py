@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from app.batcher import DynamicBatcher
+from app.context import current
 from app.errors import (
     BundleError,
     Disabled,
@@ -151,7 +152,8 @@ class SentimentService:
 
     async def predict(self, texts: list[str]) -> Predictions:
         """Predictions for ``texts`` (one or many) in order, batched with concurrent requests when
-        enabled, and where the request's time went (also counted in ``sentiment_stage_seconds``)."""
+        enabled, and where the request's time went (the request's context gets it, and
+        :class:`app.tracking.RequestTracking` counts it in ``sentiment_stage_seconds``)."""
         times = StageTimes()
         if not self.accepting:
             raise NotReady("the model is not loaded yet")
@@ -172,7 +174,8 @@ class SentimentService:
             for row, item in zip(probabilities, encoded, strict=True)
         ]
         times.total = time.perf_counter() - times.started
-        self.metrics.observe_stages(times)
+        if (context := current()) is not None:  # the request's access line and headers
+            context.record(times, len(encoded), sum(len(item.ids) for item in encoded), model.version)
         return Predictions(items, model.ref, times)
 
     async def _infer(
@@ -188,6 +191,7 @@ class SentimentService:
             started = time.perf_counter()
             probabilities = model.infer(sequences)
             times.queue, times.infer = started - handed, time.perf_counter() - started
+            times.batch = len(sequences)
             self._observe_batch(len(sequences), times.infer)
             return probabilities
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,6 +122,19 @@ class Settings(BaseSettings):
         "configured providers; exporting needs the OpenTelemetry SDK (pip install "
         "'fastapi[opentelemetry]'), which the service does not install. Off, each request skips "
         "FastAPI's provider lookups; the Prometheus metrics stay.",
+    )
+
+    # Operations: logs (app/logs.py, app/tracking.py)
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text (development) or JSON, one object a line (collectors)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level written; python -m app --log-level overrides it."
+    )
+    access_log: bool = Field(
+        True,
+        description="One line per request (level info, logger app.access): ID, route, status, latency "
+        "and, for predictions, texts, tokens, batch size and model version.",
     )
 
     @field_validator("model_name")

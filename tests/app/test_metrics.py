@@ -179,12 +179,12 @@ def test_prediction_routes_report_their_stages_in_a_header_and_a_histogram(make_
     for response in responses:
         assert response.status_code == 200
         stages = _server_timing(response)
-        assert list(stages) == ["tokenize", "queue", "infer", "total"]
+        assert list(stages) == ["tokenize", "queue", "infer", "serialise", "total"]
         assert all(ms >= 0 for ms in stages.values()) and stages["infer"] > 0
         assert stages["tokenize"] + stages["queue"] + stages["infer"] <= stages["total"] + 0.01
     assert "server-timing" not in client.post("/v1/trace", json={"text": REVIEW}).headers
     samples = _samples(client)
-    for stage in ("tokenize", "queue", "infer", "total"):
+    for stage in ("tokenize", "queue", "infer", "serialise", "total"):
         assert _count(samples, "sentiment_stage_seconds_count", stage=stage) == 3
     assert _count(samples, "sentiment_stage_seconds_sum", stage="infer") > 0
     client.post("/v1/predict", json={"text": REVIEW})
