@@ -8,6 +8,7 @@ from collections.abc import Callable
 from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import send_error as _answer  # answered before routing, in the route's shape
@@ -79,11 +80,20 @@ class InFlightLimit:
     costs microseconds and tells the client (and a load balancer) to retry elsewhere or later.
     """
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_in_flight: int,
+        on_reject: Callable[[], None] | None = None,
+        gauge: Gauge | None = None,
+    ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self._on_reject = on_reject
+        # read at each scrape (sentiment_in_flight_requests): nothing more per request
+        if gauge is not None:
+            gauge.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _runs_the_model(scope):

@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         InFlightLimit,
         max_in_flight=settings.max_in_flight,
         on_reject=service.metrics.rejected.labels("in_flight").inc,
+        gauge=service.metrics.saturation.in_flight,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:

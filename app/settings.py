@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         "FastAPI's provider lookups; the Prometheus metrics stay.",
     )
 
-    # Operations: logs (app/logs.py, app/tracking.py)
+    # Operations: logs, the prediction log (app/logs.py, app/tracking.py, app/prediction_log.py)
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text (development) or JSON, one object a line (collectors)."
     )
@@ -135,6 +135,27 @@ class Settings(BaseSettings):
         True,
         description="One line per request (level info, logger app.access): ID, route, status, latency "
         "and, for predictions, texts, tokens, batch size and model version.",
+    )
+    prediction_log: Path | None = Field(
+        None,
+        description="JSONL file of served predictions (request ID, time, model version, label, score, "
+        "tokens, <unk> share, latency), rotated by size; off when unset. Never blocks a request: "
+        "entries that find the writer's queue full are dropped and counted.",
+    )
+    prediction_log_sample: float = Field(
+        1.0, ge=0, le=1, description="Share of prediction requests written to the prediction log."
+    )
+    prediction_log_text: Literal["off", "hash", "full"] = Field(
+        "off", description="The text in the prediction log: left out, its SHA-256, or in full."
+    )
+    prediction_log_max_bytes: int = Field(
+        100_000_000, ge=1024, description="Size at which the prediction log is rotated."
+    )
+    prediction_log_backups: int = Field(
+        5, ge=1, le=1000, description="Rotated prediction log files kept (.1 the newest)."
+    )
+    prediction_log_queue: int = Field(
+        10_000, ge=1, description="Entries waiting for the prediction log's writer; beyond, dropped."
     )
 
     @field_validator("model_name")

@@ -19,6 +19,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from model.bundle import CARD_FILE, CARD_MARKDOWN, LABELS, ONNX_FILE, TOKENIZER_FILE
+from model.reference import make_reference, write_reference
+from model.tokenizer import unk_rate
 from training.data import sha256_of
 from training.evaluate import classification_metrics, onnx_session, predict_positive
 from training.export import OPSET, export_model
@@ -119,6 +121,15 @@ def write_bundle(folder: Path, model, tokenizer, splits, config, history: list[d
     for name, (sequences, labels) in (("validation", splits.validation), ("test", splits.test)):
         positives[name] = predict_positive(session, sequences)
         evaluations[name] = classification_metrics(labels, positives[name])
+    test_sequences = splits.test[0]
+    # what the served predictions should look like: python -m app.drift compares logs with it
+    reference = make_reference(
+        positives["test"],
+        [len(ids) for ids in test_sequences],
+        [unk_rate(ids) for ids in test_sequences],
+        f"IMDB test, {len(test_sequences)} reviews",
+    )
+    write_reference(folder, reference)
     plot_curves(history, folder / "training_curves.png")
     if extra.get("pretraining"):
         plot_lm_curves(extra["pretraining"]["history"], folder / "pretraining_curves.png")
