@@ -21,6 +21,7 @@ from app.metrics import HttpMetrics, ModelMetrics
 from app.service import SentimentService
 from app.settings import Settings
 from app.store import ModelStore
+from app.tracing import RequestSpans
 from app.tracking import RequestTracking
 
 logger = logging.getLogger("app")
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         RequestTracking,
         on_stages=service.metrics.observe_stages,
         access_log=settings.access_log,
+        spans=RequestSpans() if settings.opentelemetry else None,
     )
     return app
 

@@ -119,9 +119,11 @@ class Settings(BaseSettings):
     opentelemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry spans, metrics and logs, sent to the globally "
-        "configured providers; exporting needs the OpenTelemetry SDK (pip install "
-        "'fastapi[opentelemetry]'), which the service does not install. Off, each request skips "
-        "FastAPI's provider lookups; the Prometheus metrics stay.",
+        "configured providers, and under each request's span one span per prediction stage "
+        "(tokenize, queue, infer, serialise), all with the request's ID; exporting needs the "
+        "OpenTelemetry SDK (requirements/tracing.txt) and an exporter, which the service image "
+        "does not install. Off, each request skips FastAPI's provider lookups; the Prometheus "
+        "metrics stay.",
     )
 
     # Operations: logs, the prediction log (app/logs.py, app/tracking.py, app/prediction_log.py)

@@ -1,6 +1,6 @@
 """The outermost middleware: each request's ID and context (:mod:`app.context`), its
-``X-Request-ID`` and ``Server-Timing`` headers, the serialise stage, one access line, and the
-answer to a server error."""
+``X-Request-ID`` and ``Server-Timing`` headers, the serialise stage, its OpenTelemetry stage
+spans (:mod:`app.tracing`), one access line, and the answer to a server error."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.context import HEADER, RequestContext, request_id_of, start
 from app.errors import send_error
 from app.metrics import StageTimes
 from app.routes import find_route
+from app.tracing import RequestSpans
 
 access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.error")
@@ -33,10 +34,12 @@ class RequestTracking:
         app: ASGIApp,
         on_stages: Callable[[StageTimes], None],
         access_log: bool = True,
+        spans: RequestSpans | None = None,
     ) -> None:
         self.app = app
         self.on_stages = on_stages
         self.access_log = access_log
+        self.spans = spans  # OpenTelemetry, when on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +47,8 @@ class RequestTracking:
             return
         context = RequestContext(request_id_of(scope["headers"]))
         start(context)
+        if self.spans is not None:
+            self.spans.tag(context)
         started = time.perf_counter()
         status: int | None = None
 
@@ -73,6 +78,8 @@ class RequestTracking:
         if times is not None:
             times.serialise = time.perf_counter() - (times.started + times.total)
             self.on_stages(times)
+            if self.spans is not None:
+                self.spans.record(context)
             headers.append((b"server-timing", times.server_timing().encode("ascii")))
         return headers
 
