@@ -211,8 +211,9 @@ def _service(figures: dict) -> list[str]:
     else:
         lines += [
             f"The one-client requests (batching on, {stages['requests']} of them), split by the "
-            "`Server-Timing` header the app sends: `total` is the app's handling; the client's "
-            "latency beyond it is the client, the loopback and the HTTP server outside the app.",
+            "`Server-Timing` header the app sends: `total` is the service's handling and "
+            "`serialise` the response's encoding after it; the client's latency beyond both is "
+            "the client, the loopback and the HTTP server outside the app.",
             "",
         ]
         lines += table(
