@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from app.connections import guarded_protocol
 from app.errors import BundleError
+from app.logs import configure_logging
 from app.main import create_app
 from app.settings import Settings
 from app.store import ModelStore
@@ -26,22 +27,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the IMDB LSTM sentiment API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port")
-    parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.add_argument("--log-level", default=None, help="log level (default: SENTIMENT_LOG_LEVEL)")
     parser.add_argument("--loop", default="auto", help="event loop: auto (uvloop if installed), asyncio")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = Settings()
-        store = ModelStore(settings)
-        store.load()
     except ValidationError as error:
+        configure_logging("text", args.log_level or "info")
         problems = "; ".join(
             f"SENTIMENT_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
         )
         logging.getLogger("app").error("bad settings: %s", problems)
         sys.exit(2)
+    log_level = args.log_level or settings.log_level
+    configure_logging(settings.log_format, log_level)
+    try:
+        store = ModelStore(settings)
+        store.load()
     except BundleError as error:
         logging.getLogger("app").error("cannot load the model bundle: %s", error)
         sys.exit(1)
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        log_level=args.log_level,
+        log_level=log_level,
+        log_config=None,  # configure_logging's handler and format, for uvicorn's lines too
+        access_log=False,  # app.tracking writes the access line, with the request's ID
         loop=args.loop,
         http=protocol,
         # uvicorn wraps the app in its ProxyHeadersMiddleware, whatever the protocol class: from

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ class _Pending:
     sequence: list[int]
     future: asyncio.Future
     model: Any
-    call: tuple[float, float] | None = None  # (start, seconds) of the inference that answered it
+    call: tuple[float, float, int] | None = None  # (start, seconds, texts) of the call that answered it
 
 
 class DynamicBatcher:
@@ -65,11 +66,37 @@ class DynamicBatcher:
         self._on_batch = on_batch
         # None is a worker's signal to stop, queued behind all the work it must still answer
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        # (time queued, tokens) of each queued sequence, oldest first: what the saturation gauges
+        # read. Appended before its item is queued and popped once a worker took one, so it never
+        # runs short; deque's append and popleft are atomic, so neither side takes a lock.
+        self._waiting: deque[tuple[float, int]] = deque()
         self._threads: list[threading.Thread] = []
         self._worker_count = workers
         self._max_batch_tokens = max_batch_tokens
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+
+    @property
+    def queued_texts(self) -> int:
+        """Sequences waiting for a worker."""
+        return len(self._waiting)
+
+    @property
+    def queued_tokens(self) -> int:
+        """Tokens of the sequences waiting for a worker."""
+        return sum(tokens for _, tokens in tuple(self._waiting))  # a copy: workers pop meanwhile
+
+    @property
+    def oldest_wait(self) -> float:
+        """Seconds the oldest waiting sequence has waited; 0 when none waits."""
+        with contextlib.suppress(IndexError):  # a worker took the last one meanwhile
+            return time.perf_counter() - self._waiting[0][0]
+        return 0.0
+
+    def _took(self) -> None:
+        """A worker took a sequence off the queue."""
+        with contextlib.suppress(IndexError):  # never short (see __init__); stop() drains both
+            self._waiting.popleft()
 
     @property
     def running(self) -> bool:
@@ -100,6 +127,7 @@ class DynamicBatcher:
         while not self._queue.empty():  # only if no worker was alive to take it
             item = self._queue.get_nowait()
             if item is not None:
+                self._took()
                 item.future.cancel()
 
     async def submit(
@@ -116,6 +144,7 @@ class DynamicBatcher:
         submitted = time.perf_counter()
         pending = [_Pending(sequence, loop.create_future(), model) for sequence in sequences]
         for item in pending:
+            self._waiting.append((submitted, len(item.sequence)))
             self._queue.put(item)
         if len(pending) == 1:  # the common case: one text, no gather task around its future
             # a view of its batch's row, where np.stack below copies: callers only read it
@@ -124,8 +153,9 @@ class DynamicBatcher:
             rows = np.stack(await asyncio.gather(*(item.future for item in pending)))
         if times is not None:
             calls = {id(item.call): item.call for item in pending}.values()  # items of one call share it
-            times.queue = min(start for start, _ in calls) - submitted
-            times.infer = sum(seconds for _, seconds in calls)
+            times.queue = min(start for start, _, _ in calls) - submitted
+            times.infer = sum(seconds for _, seconds, _ in calls)
+            times.batch = max(size for _, _, size in calls)
         return rows
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
@@ -141,12 +171,14 @@ class DynamicBatcher:
                 break
             if item is None:
                 return batch, True
+            self._took()
             batch.append(item)
         return batch, False
 
     def _run(self) -> None:
         """A worker thread: take a batch, answer it, until a stop signal."""
         while (first := self._queue.get()) is not None:
+            self._took()
             batch, stopping = self._collect(first)
             try:
                 self._answer_batch(batch)
@@ -175,7 +207,7 @@ class DynamicBatcher:
         try:
             started = time.perf_counter()
             rows = self._infer([item.sequence for item in items], items[0].model)
-            call = (started, time.perf_counter() - started)
+            call = (started, time.perf_counter() - started, len(items))
             if len(rows) != len(items):
                 raise RuntimeError(f"inference returned {len(rows)} rows for {len(items)} texts")
         except Exception as error:

@@ -1,15 +1,20 @@
 """Domain errors carry their HTTP status; one set of handlers renders them as JSON, in the error
-shape of the protocol whose route the request reached (``{"error": {code, message}}`` unless the
-route carries another)."""
+shape of the protocol whose route the request reached (``{"error": {code, message, request_id}}``
+unless the route carries another)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope, Send
+
+from app.context import current_request_id
+from app.routes import find_route
 
 
 class ServiceError(Exception):
@@ -91,8 +96,12 @@ ErrorBody = Callable[[str, str], dict]
 
 
 def error_body(code: str, message: str) -> dict:
-    """The JSON shape of an error response: ``{"error": {"code", "message"}}``."""
-    return {"error": {"code": code, "message": message}}
+    """The JSON shape of an error response: ``{"error": {"code", "message", "request_id"}}``,
+    the ID of the request being answered (none outside a request: a refused connection)."""
+    request_id = current_request_id()
+    if request_id is None:
+        return {"error": {"code": code, "message": message}}
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
 
 
 def error_body_of(route: object | None) -> ErrorBody:
@@ -113,6 +122,18 @@ def service_error_response(request: Request, error: ServiceError) -> JSONRespons
     """The JSON response of a domain error."""
     headers = {"retry-after": "1"} if error.status_code in (429, 503, 504) else None
     return _error_response(request, error.status_code, error.code, error.message, headers)
+
+
+async def send_error(
+    send: Send, scope: Scope, status: int, code: str, message: str, extra: list | None = None
+) -> None:
+    """Answer a request outside the app's handlers (a middleware's refusal, a server error) with
+    an error in the shape of the route it was for, found here as the router would."""
+    body = json.dumps(error_body_of(find_route(scope))(code, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -140,7 +161,5 @@ def install_handlers(app: FastAPI) -> None:
         )
         return _error_response(request, error.status_code, code, str(error.detail))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        # no logging here: Starlette re-raises after this handler and the server logs it once
-        return _error_response(request, 500, "internal_error", "internal server error")
+    # An exception no handler above takes is answered, and logged once, by app.tracking's
+    # middleware, which sees it before the framework's own last-resort handler would.

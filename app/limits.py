@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -13,10 +12,10 @@ from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRa
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter, WindowStats
+from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_body_of
-from app.routes import find_route
+from app.errors import send_error as _answer  # answered before routing, in the route's shape
 
 logger = logging.getLogger("app.limits")
 
@@ -72,17 +71,6 @@ class BodySizeLimit:
         await _answer(send, scope, 413, "payload_too_large", f"request body over {self.max_bytes} bytes")
 
 
-async def _answer(
-    send: Send, scope: Scope, status: int, code: str, message: str, extra: list | None = None
-) -> None:
-    # answered before routing: in the error shape of the route the request was for
-    body = json.dumps(error_body_of(find_route(scope))(code, message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += extra or []
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 # Routes that run the model; health, metrics, docs and pages stay answerable under overload.
 MODEL_ROUTES = ("/v1/predict", "/v1/trace", "/v2/models/")
 
@@ -98,11 +86,20 @@ class InFlightLimit:
     costs microseconds and tells the client (and a load balancer) to retry elsewhere or later.
     """
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, on_reject: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_in_flight: int,
+        on_reject: Callable[[], None] | None = None,
+        gauge: Gauge | None = None,
+    ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self._on_reject = on_reject
+        # read at each scrape (sentiment_in_flight_requests): nothing more per request
+        if gauge is not None:
+            gauge.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _runs_the_model(scope):

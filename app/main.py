@@ -21,6 +21,8 @@ from app.metrics import HttpMetrics, ModelMetrics
 from app.service import SentimentService
 from app.settings import Settings
 from app.store import ModelStore
+from app.tracing import RequestSpans
+from app.tracking import RequestTracking
 
 logger = logging.getLogger("app")
 
@@ -68,11 +70,13 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     # per-client rate limit, the body size (which reads the body); then the in-flight cap, so a
     # request holds a slot only once its body is read and a slow upload cannot lock others out.
     # All are added before the HTTP metrics, so their 4xx answers are counted there, and before
-    # the security headers, so those answers carry them too.
+    # the security headers, so those answers carry them too. Request tracking is the outermost:
+    # every answer, a refusal or a server error too, carries the request's ID.
     app.add_middleware(
         InFlightLimit,
         max_in_flight=settings.max_in_flight,
         on_reject=service.metrics.rejected.labels("in_flight").inc,
+        gauge=service.metrics.saturation.in_flight,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limit:
@@ -93,6 +97,12 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         )
     app.add_middleware(SecurityHeaders, policy=pages.content_security_policy())
     app.add_middleware(HttpMetrics, registry=registry)
+    app.add_middleware(
+        RequestTracking,
+        on_stages=service.metrics.observe_stages,
+        access_log=settings.access_log,
+        spans=RequestSpans() if settings.opentelemetry else None,
+    )
     return app
 
 

@@ -4,6 +4,7 @@ and where each prediction request's time went (:class:`StageTimes`)."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Summary
@@ -11,9 +12,10 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.routes import find_route
+from model.reference import NEAR_HALF
 
 # A prediction request's stages, the names of its Server-Timing metrics and of the stage label
-STAGES = ("tokenize", "queue", "infer", "total")
+STAGES = ("tokenize", "queue", "infer", "serialise", "total")
 
 
 @dataclass(slots=True)
@@ -24,23 +26,29 @@ class StageTimes:
     batching, the inference pool) until the onnxruntime call that answers them starts (the first
     of them, when its texts run in several). ``infer``: that onnxruntime call (the sum, with
     several). ``total``: the service's whole time, from the route's call to the result.
+    ``serialise``: after ``total``, from the service's result to the response's start (the
+    protocol's codec, the response model and the JSON encoding). ``batch``: texts in the largest
+    onnxruntime call that answered the request.
     """
 
     started: float = field(default_factory=time.perf_counter)
     tokenize: float = 0.0
     queue: float = 0.0
     infer: float = 0.0
+    serialise: float = 0.0
     total: float = 0.0
+    batch: int = 0
 
-    def stages(self) -> tuple[float, float, float, float]:
+    def stages(self) -> tuple[float, float, float, float, float]:
         """The durations in :data:`STAGES` order."""
-        return self.tokenize, self.queue, self.infer, self.total
+        return self.tokenize, self.queue, self.infer, self.serialise, self.total
 
     def server_timing(self) -> str:
         """A ``Server-Timing`` header value (W3C Server Timing): each stage, in milliseconds."""
         return (
             f"tokenize;dur={self.tokenize * 1000:.3f}, queue;dur={self.queue * 1000:.3f}, "
-            f"infer;dur={self.infer * 1000:.3f}, total;dur={self.total * 1000:.3f}"
+            f"infer;dur={self.infer * 1000:.3f}, serialise;dur={self.serialise * 1000:.3f}, "
+            f"total;dur={self.total * 1000:.3f}"
         )
 
 
@@ -49,6 +57,8 @@ class ModelMetrics:
     in one registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.drift = DriftMetrics(registry)
+        self.saturation = SaturationMetrics(registry)
         self.inference_seconds = Histogram(
             "sentiment_inference_seconds",
             "Time of one onnxruntime call.",
@@ -58,7 +68,8 @@ class ModelMetrics:
         self.stage_seconds = Histogram(
             "sentiment_stage_seconds",
             "Time of one prediction request in each stage: tokenize, queue (waiting for the batcher "
-            "or the inference pool), infer (onnxruntime) and total (the service's whole time).",
+            "or the inference pool), infer (onnxruntime), total (the service's whole time) and "
+            "serialise (after it: from the service's result to the response).",
             ["stage"],
             registry=registry,
             buckets=(
@@ -129,6 +140,88 @@ class ModelMetrics:
         """Count one prediction request's stage times."""
         for child, seconds in zip(self._stage_children, times.stages(), strict=True):
             child.observe(seconds)
+
+
+# Drift: what the served predictions look like, beside what the bundle's test set looked like
+SCORE_BUCKETS = tuple(round(0.05 * step, 2) for step in range(1, 21))
+UNK_RATE_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+NEAR_HALF_WINDOW = 1000  # predictions the share near 0.5 is taken over
+
+
+class DriftMetrics:
+    """The distributions a drift shows in: the served scores, the ``<unk>`` share of each text
+    (the tokens per text are :class:`ModelMetrics`' ``sentiment_tokens_per_text``), and the
+    share of the last :data:`NEAR_HALF_WINDOW` predictions near 0.5, beside the same share on
+    the bundle's test set (:mod:`model.reference`); and the prediction log's drops."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.scores = Histogram(
+            "sentiment_prediction_score",
+            "P(positive) of each served prediction.",
+            registry=registry,
+            buckets=SCORE_BUCKETS,
+        )
+        self.unk_rate = Histogram(
+            "sentiment_unk_rate",
+            "Share of each served text's tokens that are <unk> (outside the vocabulary).",
+            registry=registry,
+            buckets=UNK_RATE_BUCKETS,
+        )
+        self.near_half = Gauge(
+            "sentiment_near_half_share",
+            f"Share of the last {NEAR_HALF_WINDOW} predictions with a score within 0.1 of 0.5 "
+            "(the model unsure); 0 before any.",
+            registry=registry,
+        )
+        self.reference_near_half = Gauge(
+            "sentiment_reference_near_half_share",
+            "The same share on the served bundle's test set (its drift reference); NaN without one.",
+            registry=registry,
+        )
+        self.reference_near_half.set(float("nan"))
+        self.log_dropped = Counter(
+            "sentiment_prediction_log_dropped",
+            "Prediction log entries dropped because its writer was behind (its queue full).",
+            registry=registry,
+        )
+        self._window: deque[bool] = deque(maxlen=NEAR_HALF_WINDOW)
+        self._near = 0  # True values in the window; only the event loop changes it
+        self.near_half.set_function(lambda: self._near / len(self._window) if self._window else 0.0)
+
+    def observe(self, score: float, unk_rate: float) -> None:
+        """Count one served prediction (on the event loop)."""
+        self.scores.observe(score)
+        self.unk_rate.observe(unk_rate)
+        near = abs(score - 0.5) < NEAR_HALF
+        if len(self._window) == NEAR_HALF_WINDOW:
+            self._near -= self._window[0]
+        self._window.append(near)
+        self._near += near
+
+
+class SaturationMetrics:
+    """How full the service is, read at each scrape: model requests in flight, and the texts,
+    tokens and oldest wait in the batcher's queue. What an autoscaler should scale on: unlike
+    CPU, they rise with the load whether or not onnxruntime's threads spin, and before the
+    in-flight cap turns requests into 429s."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.in_flight = Gauge(
+            "sentiment_in_flight_requests",
+            "Model requests being handled (admitted by the in-flight cap, not yet answered).",
+            registry=registry,
+        )
+        self.queued_texts = Gauge(
+            "sentiment_queued_texts", "Texts waiting in the batcher's queue for a worker.", registry=registry
+        )
+        self.queued_tokens = Gauge(
+            "sentiment_queued_tokens", "Tokens of the texts in the batcher's queue.", registry=registry
+        )
+        self.oldest_wait = Gauge(
+            "sentiment_batcher_wait_seconds",
+            "How long the oldest text in the batcher's queue has waited; 0 when none waits.",
+            registry=registry,
+        )
 
 
 # The instrumentator's default metrics' names, labels and buckets, so that dashboards and alerts

@@ -118,6 +118,7 @@ class LoadedModel:
     name: str
     version: str
     max_tokens: int
+    reference: dict | None = None  # the bundle's drift reference (model.reference), when it has one
 
     @property
     def ref(self) -> dict[str, str]:

@@ -161,6 +161,9 @@ class ErrorDetail(BaseModel):
 
     code: str
     message: str
+    request_id: str | None = Field(
+        None, description="The request's ID, also in its X-Request-ID header; quote it to the operator."
+    )
 
 
 class ErrorResponse(BaseModel):

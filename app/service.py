@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from app.batcher import DynamicBatcher
+from app.context import current, current_request_id
 from app.errors import (
     BundleError,
     Disabled,
@@ -23,11 +24,12 @@ from app.errors import (
     Timeout,
 )
 from app.metrics import ModelMetrics, StageTimes
+from app.prediction_log import PredictionLog
 from app.runtime import LoadedModel, TraceView, make_prediction, require_words
 from app.settings import Settings
 from app.store import ModelStore
 from app.workpool import Abandoned, Deadline, WorkPool
-from model.tokenizer import Encoded, normalized_length_bound
+from model.tokenizer import Encoded, normalized_length_bound, unk_rate
 
 # Texts whose normalised form may exceed this many characters are tokenised on a thread: a
 # review of a few thousand characters tokenises in well under a millisecond, less than a hop
@@ -66,12 +68,31 @@ class SentimentService:
         self.inference_pool = WorkPool("inference", settings.inference_workers, queue=settings.max_in_flight)
         self.trace_pool = WorkPool("trace", settings.trace_workers, queue=settings.trace_queue)
         self.draining = False  # SIGTERM received: readiness says 503 while requests are still served
+        saturation = metrics.saturation  # read at each scrape, nothing per request
+        saturation.queued_texts.set_function(lambda: self.batcher.queued_texts)
+        saturation.queued_tokens.set_function(lambda: self.batcher.queued_tokens)
+        saturation.oldest_wait.set_function(lambda: self.batcher.oldest_wait)
+        self.prediction_log = (
+            PredictionLog(
+                settings.prediction_log,
+                settings.prediction_log_sample,
+                settings.prediction_log_text,
+                settings.prediction_log_max_bytes,
+                settings.prediction_log_backups,
+                settings.prediction_log_queue,
+                on_drop=metrics.drift.log_dropped.inc,
+            )
+            if settings.prediction_log
+            else None
+        )
 
     async def start(self) -> None:
         """Load the model (in a thread: it takes a moment) and start the batcher."""
         if not self.store.ready:
             await asyncio.to_thread(self.store.load)
         self._publish_info(self.store.model)
+        if self.prediction_log is not None:
+            self.prediction_log.start()
         self.metrics.ready.set(1)
         await self.batcher.start()
 
@@ -84,6 +105,8 @@ class SentimentService:
                 "architecture": str(model.card.get("architecture", "")),
             }
         )
+        reference = model.reference["near_half"] if model.reference else float("nan")
+        self.metrics.drift.reference_near_half.set(reference)
 
     async def reload(self) -> dict[str, str]:
         """Serve the bundle folder's current contents; :class:`ReloadRejected` keeps the old model."""
@@ -108,6 +131,8 @@ class SentimentService:
         await self.batcher.stop()
         for pool in (self.tokenize_pool, self.inference_pool, self.trace_pool):
             pool.shutdown()
+        if self.prediction_log is not None:  # after the batcher: every answered request is queued
+            await asyncio.to_thread(self.prediction_log.stop)
 
     @property
     def accepting(self) -> bool:
@@ -151,7 +176,8 @@ class SentimentService:
 
     async def predict(self, texts: list[str]) -> Predictions:
         """Predictions for ``texts`` (one or many) in order, batched with concurrent requests when
-        enabled, and where the request's time went (also counted in ``sentiment_stage_seconds``)."""
+        enabled, and where the request's time went (the request's context gets it, and
+        :class:`app.tracking.RequestTracking` counts it in ``sentiment_stage_seconds``)."""
         times = StageTimes()
         if not self.accepting:
             raise NotReady("the model is not loaded yet")
@@ -172,8 +198,25 @@ class SentimentService:
             for row, item in zip(probabilities, encoded, strict=True)
         ]
         times.total = time.perf_counter() - times.started
-        self.metrics.observe_stages(times)
+        self._observe_predictions(texts, items, encoded, model, times)
+        if (context := current()) is not None:  # the request's access line and headers
+            context.record(times, len(encoded), sum(len(item.ids) for item in encoded), model.version)
         return Predictions(items, model.ref, times)
+
+    def _observe_predictions(
+        self,
+        texts: list[str],
+        items: list[dict],
+        encoded: list[Encoded],
+        model: LoadedModel,
+        times: StageTimes,
+    ) -> None:
+        """The drift metrics of each prediction, and the prediction log's entries."""
+        unk_rates = [unk_rate(item.ids) for item in encoded]
+        for item, rate in zip(items, unk_rates, strict=True):
+            self.metrics.drift.observe(item["score"], rate)
+        if self.prediction_log is not None:
+            self.prediction_log.record(current_request_id(), model.ref, items, unk_rates, texts, times.total)
 
     async def _infer(
         self, sequences: list[list[int]], model: LoadedModel, deadline: Deadline, times: StageTimes
@@ -188,6 +231,7 @@ class SentimentService:
             started = time.perf_counter()
             probabilities = model.infer(sequences)
             times.queue, times.infer = started - handed, time.perf_counter() - started
+            times.batch = len(sequences)
             self._observe_batch(len(sequences), times.infer)
             return probabilities
 

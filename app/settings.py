@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,9 +143,45 @@ class Settings(BaseSettings):
     opentelemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry spans, metrics and logs, sent to the globally "
-        "configured providers; exporting needs the OpenTelemetry SDK (pip install "
-        "'fastapi[opentelemetry]'), which the service does not install. Off, each request skips "
-        "FastAPI's provider lookups; the Prometheus metrics stay.",
+        "configured providers, and under each request's span one span per prediction stage "
+        "(tokenize, queue, infer, serialise), all with the request's ID; exporting needs the "
+        "OpenTelemetry SDK (requirements/tracing.txt) and an exporter, which the service image "
+        "does not install. Off, each request skips FastAPI's provider lookups; the Prometheus "
+        "metrics stay.",
+    )
+
+    # Operations: logs, the prediction log (app/logs.py, app/tracking.py, app/prediction_log.py)
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text (development) or JSON, one object a line (collectors)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level written; python -m app --log-level overrides it."
+    )
+    access_log: bool = Field(
+        True,
+        description="One line per request (level info, logger app.access): ID, route, status, latency "
+        "and, for predictions, texts, tokens, batch size and model version.",
+    )
+    prediction_log: Path | None = Field(
+        None,
+        description="JSONL file of served predictions (request ID, time, model version, label, score, "
+        "tokens, <unk> share, latency), rotated by size; off when unset. Never blocks a request: "
+        "entries that find the writer's queue full are dropped and counted.",
+    )
+    prediction_log_sample: float = Field(
+        1.0, ge=0, le=1, description="Share of prediction requests written to the prediction log."
+    )
+    prediction_log_text: Literal["off", "hash", "full"] = Field(
+        "off", description="The text in the prediction log: left out, its SHA-256, or in full."
+    )
+    prediction_log_max_bytes: int = Field(
+        100_000_000, ge=1024, description="Size at which the prediction log is rotated."
+    )
+    prediction_log_backups: int = Field(
+        5, ge=1, le=1000, description="Rotated prediction log files kept (.1 the newest)."
+    )
+    prediction_log_queue: int = Field(
+        10_000, ge=1, description="Entries waiting for the prediction log's writer; beyond, dropped."
     )
 
     @field_validator("model_name")

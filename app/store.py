@@ -30,6 +30,7 @@ from model.bundle import (
     read_onnx,
 )
 from model.config import ModelConfig
+from model.reference import REFERENCE_FILE, load_reference
 from model.tokenizer import Tokenizer
 
 logger = logging.getLogger("app.store")
@@ -137,6 +138,7 @@ def _read_bundle(settings: Settings) -> LoadedModel:
         settings.model_name or card.get("name", "imdb-lstm"),
         str(card.get("version", "1")),
         settings.max_tokens or card["max_tokens"],
+        _read_file(folder / REFERENCE_FILE, lambda path: load_reference(path.parent)),
     )
 
 

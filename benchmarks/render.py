@@ -19,6 +19,7 @@ TITLES = {
     "training": "Training",
     "hostile": "Hostile clients",
     "load": "Load test",
+    "ops": "What operations cost",
 }
 VERDICT = {True: "yes", False: "**no**", None: "unknown"}
 
@@ -210,8 +211,9 @@ def _service(figures: dict) -> list[str]:
     else:
         lines += [
             f"The one-client requests (batching on, {stages['requests']} of them), split by the "
-            "`Server-Timing` header the app sends: `total` is the app's handling; the client's "
-            "latency beyond it is the client, the loopback and the HTTP server outside the app.",
+            "`Server-Timing` header the app sends: `total` is the service's handling and "
+            "`serialise` the response's encoding after it; the client's latency beyond both is "
+            "the client, the loopback and the HTTP server outside the app.",
             "",
         ]
         lines += table(
@@ -274,12 +276,53 @@ def _load(figures: dict) -> list[str]:
     return table([*header, "peak RSS MB", "restarted"], rows)
 
 
+def _ops(figures: dict) -> list[str]:
+    clients = figures["clients"]
+    one = str(clients[0])
+    ratio = figures["defaults_p50_over_off"]
+    lines = [
+        f"`POST /v1/predict` with {figures['requests']} real test reviews per measurement, each "
+        "configuration in a server of its own logging at level info into a file. Cost: the "
+        "configuration's figure minus `off`'s (no access line, no prediction log, no tracing).",
+        "",
+        *table(
+            ["target", "measured", "met"],
+            [[f"defaults: {one}-client p50 ≤ 1.05 × off", f"{ratio:.3f}", VERDICT[ratio <= 1.05]]],
+        ),
+        "",
+    ]
+    header = ["configuration"]
+    for count in map(str, clients):
+        header += [f"p50 ms, {count}", f"Δ p50 µs, {count}", f"requests/s, {count}", f"Δ µs/request, {count}"]
+    rows = []
+    for name, measured in figures["configurations"].items():
+        row: list[object] = [name]
+        for count in map(str, clients):
+            load, cost = measured["load"][count], figures["costs"].get(name, {}).get(count)
+            row += [
+                f"{load['p50_ms']:.2f}",
+                f"{cost['p50_us']:+.0f}" if cost else "",
+                f"{load['requests_per_s']:.0f}",
+                f"{cost['us_per_request']:+.0f}" if cost else "",
+            ]
+        rows.append(row)
+    lines += table(header, rows)
+    written = figures["configurations"]
+    lines += [
+        "",
+        f"Written: {written['json logs']['access_lines']} JSON access lines; "
+        f"{written['prediction log']['prediction_log_entries']} prediction log entries.",
+    ]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "model": _model,
     "service": _service,
     "training": _training,
     "hostile": _hostile,
     "load": _load,
+    "ops": _ops,
 }
 
 

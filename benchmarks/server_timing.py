@@ -4,10 +4,11 @@ The service answers ``/v1/predict``, ``/v1/predict/batch`` and ``/v2/models/{nam
 the W3C Server-Timing header (https://www.w3.org/TR/server-timing/) naming its stages in
 milliseconds::
 
-    Server-Timing: tokenize;dur=0.21, queue;dur=0.05, infer;dur=2.30, total;dur=2.71
+    Server-Timing: tokenize;dur=0.21, queue;dur=0.05, infer;dur=2.30, serialise;dur=0.08, total;dur=2.71
 
-``total`` is the app's whole handling of the request; the client's latency beyond it is the
-client, the loopback and the HTTP server outside the app.
+``total`` is the service's whole handling of the request and ``serialise`` what follows it in the
+app (the response's encoding; servers older than it send none); the client's latency beyond
+both is the client, the loopback and the HTTP server outside the app.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def parse(header: str) -> dict[str, float]:
 
 def breakdown(requests: Sequence[tuple[float, dict[str, float]]]) -> dict | None:
     """Median and mean milliseconds of each stage over ``requests`` (the client's latency in ms,
-    the parsed header), with the time outside the app (client latency - ``total``) and the app's
-    time beyond its named stages (``total`` - the others); None when no request had every stage.
+    the parsed header), with the service's time beyond its named stages (``total`` - the others),
+    ``serialise`` when the server sends it, and the time outside the app (client latency -
+    ``total`` - ``serialise``); None when no request had every stage.
     """
     complete = [(latency, stages) for latency, stages in requests if all(s in stages for s in STAGES)]
     if not complete:
@@ -72,7 +74,13 @@ def breakdown(requests: Sequence[tuple[float, dict[str, float]]]) -> dict | None
     columns["rest of the app"] = [
         stages["total"] - sum(stages[s] for s in STAGES if s != "total") for _, stages in complete
     ]
-    columns["outside the app"] = [latency - stages["total"] for latency, stages in complete]
+    serialised = [stages.get("serialise", 0.0) for _, stages in complete]
+    if any(serialised):
+        columns["serialise"] = serialised
+    columns["outside the app"] = [
+        latency - stages["total"] - serialise
+        for (latency, stages), serialise in zip(complete, serialised, strict=True)
+    ]
     columns["client"] = [latency for latency, _ in complete]
     return {
         "requests": len(complete),

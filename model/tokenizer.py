@@ -196,6 +196,12 @@ class Vocabulary:
         return [self.itos[i] for i in ids]
 
 
+def unk_rate(ids: Sequence[int]) -> float:
+    """Share of ``ids`` that are ``<unk>`` (id 1, every out-of-vocabulary token): how much of a
+    text the model could not read; a rising share is a sign the inputs drift from training's."""
+    return ids.count(1) / len(ids) if ids else 0.0
+
+
 @dataclass(frozen=True)
 class Encoded:
     """A text as the network reads it: the kept tokens and their ids.

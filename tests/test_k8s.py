@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -154,3 +155,57 @@ def test_autoscaler_and_disruption_budget_target_the_deployment() -> None:
     assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert "cpu" in container["resources"]["requests"]  # the HPA's utilisation needs a request
+
+
+KEDA = K8S / "keda"
+KEDA_CRD = ROOT / "tests" / "schemas" / "keda.sh_scaledobjects.yaml"
+
+
+def _closed(schema: dict) -> dict:
+    """``schema`` with unknown fields refused wherever it lists the known ones: the API server
+    would prune a misspelt field silently, so a typo would never take effect."""
+    schema = dict(schema)
+    if "properties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    if "properties" in schema:
+        schema["properties"] = {name: _closed(child) for name, child in schema["properties"].items()}
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            schema[key] = _closed(schema[key])
+    return schema
+
+
+def _scaled_object_schema() -> dict:
+    crd = yaml.safe_load(KEDA_CRD.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return _closed(version["schema"]["openAPIV3Schema"])
+
+
+def test_the_keda_scaled_object_is_valid_against_its_crd() -> None:
+    scaled = yaml.safe_load((KEDA / "api-scaledobject.yaml").read_text())
+    assert (scaled["apiVersion"], scaled["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    schema = _scaled_object_schema()
+    jsonschema.validate(scaled, schema)
+    for broken in (
+        {**scaled, "spec": {**scaled["spec"], "minReplicaCount": "three"}},
+        {**scaled, "spec": {**scaled["spec"], "maxReplicaCont": 4}},
+        {**scaled, "spec": {**scaled["spec"], "triggers": []}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+
+
+def test_the_keda_overlay_replaces_the_cpu_autoscaler_and_keeps_its_bounds() -> None:
+    overlay = yaml.safe_load((KEDA / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["..", "api-scaledobject.yaml"]
+    (patch,) = overlay["patches"]
+    deleted = yaml.safe_load(patch["patch"])
+    hpa = _by_kind()["HorizontalPodAutoscaler"]
+    assert deleted["$patch"] == "delete"
+    assert deleted["kind"] == hpa["kind"] and deleted["metadata"]["name"] == hpa["metadata"]["name"]
+    scaled = yaml.safe_load((KEDA / "api-scaledobject.yaml").read_text())["spec"]
+    assert scaled["scaleTargetRef"] == hpa["spec"]["scaleTargetRef"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (
+        hpa["spec"]["minReplicas"],
+        hpa["spec"]["maxReplicas"],
+    )

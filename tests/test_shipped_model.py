@@ -11,6 +11,7 @@ import torch
 
 from app.runtime import make_prediction
 from model.bundle import load_card
+from model.reference import load_reference
 from tests.app.test_trace import load, reference_trace
 from training.evaluate import evaluate_bundle
 from training.export import model_from_onnx
@@ -34,6 +35,15 @@ def test_bundle_is_complete_and_small() -> None:
     # measures 0.9240 (docs/history.md): this floor guards what was reached
     assert card["metrics"]["test"]["accuracy"] >= 0.923
     assert card["parity"]["torch_vs_onnx"] <= 1e-5 and card["parity"]["alone_vs_batched"] <= 1e-5
+
+
+def test_bundle_has_its_test_sets_drift_reference() -> None:
+    reference = load_reference(BUNDLE)
+    assert reference["examples"] == 25000 and reference["source"] == "IMDB test, 25000 reviews"
+    quantiles = reference["quantiles"]
+    assert 0 <= quantiles["score"][0] < 0.05 and 0.95 < quantiles["score"][-1] <= 1
+    assert quantiles["tokens"][-1] == load_card(BUNDLE)["max_tokens"]  # some reviews are cut at the cap
+    assert 0 < reference["near_half"] < 0.2  # a confident model: few test scores near 0.5
 
 
 @pytest.mark.slow

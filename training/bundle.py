@@ -18,7 +18,8 @@ import numpy as np
 from model.bundle import CARD_FILE, CARD_MARKDOWN, LABELS, ONNX_FILE, TOKENIZER_FILE
 from model.config import ModelConfig
 from model.network import SentimentClassifier
-from model.tokenizer import Tokenizer
+from model.reference import make_reference, write_reference
+from model.tokenizer import Tokenizer, unk_rate
 from training.config import RunConfig
 from training.data import Splits, sha256_of
 from training.evaluate import classification_metrics, onnx_session, predict_positive
@@ -80,6 +81,15 @@ def write_bundle(
     for name, (sequences, labels) in (("validation", splits.validation), ("test", splits.test)):
         positives[name] = predict_positive(session, sequences)
         evaluations[name] = classification_metrics(labels, positives[name])
+    test_sequences = splits.test[0]
+    # what the served predictions should look like: python -m app.drift compares logs with it
+    reference = make_reference(
+        positives["test"],
+        [len(ids) for ids in test_sequences],
+        [unk_rate(ids) for ids in test_sequences],
+        f"IMDB test, {len(test_sequences)} reviews",
+    )
+    write_reference(folder, reference)
     plot_curves(history, folder / "training_curves.png")
     if record.pretraining:
         plot_lm_curves(record.pretraining["history"], folder / "pretraining_curves.png")

@@ -1,7 +1,8 @@
 """Metrics of a classifier, and the command that evaluates a model bundle's ONNX graph.
 
 ``python -m training.evaluate --bundle models/default`` scores the bundle on the full 25k IMDB
-test set through onnxruntime, the engine the service uses.
+test set through onnxruntime, the engine the service uses; ``--reference`` also writes the
+bundle's drift reference (:mod:`model.reference`) from the same predictions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sklearn import metrics as skm
 
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.inputs import pad_batch
-from model.tokenizer import Tokenizer
+from model.reference import make_reference, write_reference
+from model.tokenizer import Tokenizer, unk_rate
 from training.data import DatasetError, load_imdb, take_per_label
 
 
@@ -71,8 +73,11 @@ def predict_positive(
     return positive
 
 
-def evaluate_bundle(bundle: Path, data: str | None, limit_reviews: int = 0, threads: int = 2) -> dict:
-    """Score ``bundle``'s ONNX model on the IMDB test set; returns the metrics."""
+def evaluate_bundle(
+    bundle: Path, data: str | None, limit_reviews: int = 0, threads: int = 2, reference: bool = False
+) -> dict:
+    """Score ``bundle``'s ONNX model on the IMDB test set; returns the metrics. ``reference``:
+    write the bundle's drift reference from these predictions too."""
     card = load_card(bundle)
     tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
     dataset = load_imdb(data, expect_full=not limit_reviews)
@@ -82,6 +87,9 @@ def evaluate_bundle(bundle: Path, data: str | None, limit_reviews: int = 0, thre
     positive = predict_positive(onnx_session(bundle / ONNX_FILE, threads), sequences)
     result = classification_metrics([r.label for r in test], positive)
     result["seconds"] = round(time.perf_counter() - started, 1)
+    if reference:
+        lengths, unknown = [len(ids) for ids in sequences], [unk_rate(ids) for ids in sequences]
+        write_reference(bundle, make_reference(positive, lengths, unknown, f"IMDB test, {len(test)} reviews"))
     return result
 
 
@@ -97,9 +105,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", help="IMDB archive or folder (default: $IMDB_DATA)")
     parser.add_argument("--limit-reviews", type=int, default=0, help="reviews per label (0: all 25k)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also write the bundle's drift reference (drift_reference.json) from the test predictions",
+    )
     args = parser.parse_args(argv)
     try:
-        result = evaluate_bundle(args.bundle, args.data, args.limit_reviews, args.threads)
+        result = evaluate_bundle(args.bundle, args.data, args.limit_reviews, args.threads, args.reference)
     except (DatasetError, FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     print(json.dumps(result, indent=2))

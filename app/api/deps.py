@@ -1,5 +1,4 @@
-"""Dependencies shared by the routes: the service, and the service behind an API-key check;
-and the prediction routes' Server-Timing header.
+"""Dependencies shared by the routes: the service, and the service behind an API-key check.
 
 Each route takes one of these: a guarded route's check and its service are one dependency,
 because FastAPI resolves every dependency node on every request and a prediction's budget is
@@ -12,10 +11,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, Request, Response
+from fastapi import Depends, Header, Request
 
 from app.errors import Disabled, Unauthorized
-from app.service import Predictions, SentimentService
+from app.service import SentimentService
 
 KeyHeader = Annotated[str | None, Header()]
 
@@ -79,8 +78,3 @@ async def admin_service(request: Request, x_api_key: KeyHeader = None) -> Sentim
 
 
 AdminService = Annotated[SentimentService, Depends(admin_service)]
-
-
-def add_server_timing(response: Response, predictions: Predictions) -> None:
-    """The stages' times of ``predictions`` in the response's ``Server-Timing`` header."""
-    response.headers["server-timing"] = predictions.times.server_timing()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.api.deps import KeyedService, PredictionService, Service, add_server_timing
+from app.api.deps import KeyedService, PredictionService, Service
 from app.runtime import TraceView
 from app.schemas import (
     BatchPredictRequest,
@@ -24,18 +24,15 @@ router = APIRouter(prefix="/v1", tags=["sentiment"], responses=ERRORS)
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Classify one review")
-async def predict(body: PredictRequest, service: PredictionService, response: Response) -> dict:
+async def predict(body: PredictRequest, service: PredictionService) -> dict:
     """Sentiment of one text."""
-    predictions = await service.predict([body.text])
-    add_server_timing(response, predictions)
-    return predictions.items[0]
+    return (await service.predict([body.text])).items[0]
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Classify several reviews")
-async def predict_batch(body: BatchPredictRequest, service: PredictionService, response: Response) -> dict:
+async def predict_batch(body: BatchPredictRequest, service: PredictionService) -> dict:
     """Sentiment of each text, in order."""
     predictions = await service.predict(body.texts)
-    add_server_timing(response, predictions)
     return {"predictions": predictions.items, "model": predictions.model}
 
 

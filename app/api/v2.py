@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from app import oip
-from app.api.deps import PredictionService, Service, add_server_timing
+from app.api.deps import PredictionService, Service
 from app.schemas import InferRequest, InferResponse, ProtocolError
 
 # tritonclient posts JSON without a Content-Type header, so this router does not insist on one;
@@ -57,9 +57,8 @@ async def model_ready(name: str, service: Service) -> JSONResponse:
     response_model_exclude_none=True,
     summary="Inference",
 )
-async def infer(name: str, body: InferRequest, service: PredictionService, response: Response) -> dict:
+async def infer(name: str, body: InferRequest, service: PredictionService) -> dict:
     """A BYTES tensor ``text`` of shape [N] in; FP32 ``probabilities`` [N, 2] and BYTES ``label`` [N] out."""
     oip.served_model(service, name)
     predictions = await service.predict(oip.request_texts(body))
-    add_server_timing(response, predictions)
     return oip.infer_response(name, body, predictions)

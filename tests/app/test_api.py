@@ -59,7 +59,7 @@ def test_invalid_bodies_get_the_error_shape(client, payload, status) -> None:
     path = "/v1/predict/batch" if "texts" in payload else "/v1/predict"
     response = client.post(path, json=payload)
     assert response.status_code == status
-    assert set(response.json()["error"]) == {"code", "message"}
+    assert set(response.json()["error"]) == {"code", "message", "request_id"}
 
 
 def test_malformed_json_is_422_not_500(client) -> None:

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import shutil
+import threading
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.batcher import DynamicBatcher
+from app.limits import InFlightLimit
 from app.main import create_app
-from app.metrics import HttpMetrics
+from app.metrics import HttpMetrics, ModelMetrics
 from app.settings import Settings
+from model.reference import make_reference, write_reference
 
 REVIEW = "A moving, beautifully acted film."
+SATURATION = (
+    "sentiment_in_flight_requests",
+    "sentiment_queued_texts",
+    "sentiment_queued_tokens",
+    "sentiment_batcher_wait_seconds",
+)
 
 
 def _samples(client) -> dict[tuple[str, tuple], float]:
@@ -179,13 +192,69 @@ def test_prediction_routes_report_their_stages_in_a_header_and_a_histogram(make_
     for response in responses:
         assert response.status_code == 200
         stages = _server_timing(response)
-        assert list(stages) == ["tokenize", "queue", "infer", "total"]
+        assert list(stages) == ["tokenize", "queue", "infer", "serialise", "total"]
         assert all(ms >= 0 for ms in stages.values()) and stages["infer"] > 0
         assert stages["tokenize"] + stages["queue"] + stages["infer"] <= stages["total"] + 0.01
     assert "server-timing" not in client.post("/v1/trace", json={"text": REVIEW}).headers
     samples = _samples(client)
-    for stage in ("tokenize", "queue", "infer", "total"):
+    for stage in ("tokenize", "queue", "infer", "serialise", "total"):
         assert _count(samples, "sentiment_stage_seconds_count", stage=stage) == 3
     assert _count(samples, "sentiment_stage_seconds_sum", stage="infer") > 0
     client.post("/v1/predict", json={"text": REVIEW})
     assert _count(_samples(client), "sentiment_stage_seconds_count", stage="total") == 4
+
+
+def test_drift_signals_follow_the_served_predictions(make_client, bundle_dir, tmp_path) -> None:
+    client = make_client()
+    texts = [REVIEW, "Dull.", "great great great", "zzzz qqqq wonderful"]
+    scores = [client.post("/v1/predict", json={"text": text}).json()["score"] for text in texts]
+    samples = _samples(client)
+    assert _count(samples, "sentiment_prediction_score_count") == len(texts)
+    assert _count(samples, "sentiment_prediction_score_sum") == pytest.approx(sum(scores))
+    assert _count(samples, "sentiment_unk_rate_count") == len(texts)
+    assert _count(samples, "sentiment_unk_rate_sum") > 0  # "zzzz" and "qqqq" are not in the vocabulary
+    near = sum(abs(score - 0.5) < 0.1 for score in scores) / len(texts)
+    assert _count(samples, "sentiment_near_half_share") == pytest.approx(near)
+    assert math.isnan(_count(samples, "sentiment_reference_near_half_share"))  # the tiny bundle has none
+    shutil.copytree(bundle_dir, tmp_path / "bundle")
+    write_reference(tmp_path / "bundle", make_reference([0.45, 0.9], [3, 4], [0.0, 0.0], "two"))
+    referenced = TestClient(create_app(Settings(model_dir=tmp_path / "bundle")))
+    with referenced:
+        assert _count(_samples(referenced), "sentiment_reference_near_half_share") == 0.5
+
+
+def test_saturation_gauges_read_the_in_flight_cap_and_the_batchers_queue() -> None:
+    registry = CollectorRegistry()
+    metrics = ModelMetrics(registry)
+    release = threading.Event()
+
+    def infer(sequences, model=None):
+        release.wait()
+        return np.full((len(sequences), 2), 0.5)
+
+    async def scenario() -> dict[str, float]:
+        batcher = DynamicBatcher(infer, max_batch_size=1, max_wait_s=0)
+        metrics.saturation.queued_texts.set_function(lambda: batcher.queued_texts)
+        metrics.saturation.queued_tokens.set_function(lambda: batcher.queued_tokens)
+        metrics.saturation.oldest_wait.set_function(lambda: batcher.oldest_wait)
+        entered = asyncio.Event()
+
+        async def slow(scope, receive, send) -> None:
+            entered.set()
+            await batcher.submit([[1, 2, 3], [4, 5], [6]])
+
+        limit = InFlightLimit(slow, max_in_flight=4, gauge=metrics.saturation.in_flight)
+        await batcher.start()
+        request = asyncio.create_task(limit({"type": "http", "path": "/v1/predict"}, None, None))
+        await entered.wait()
+        await asyncio.sleep(0.05)  # the worker holds the first text; two wait
+        seen = {name: registry.get_sample_value(name) for name in SATURATION}
+        release.set()
+        await request
+        await batcher.stop()
+        return seen | {"after": registry.get_sample_value("sentiment_in_flight_requests")}
+
+    seen = asyncio.run(scenario())
+    assert seen["sentiment_in_flight_requests"] == 1 and seen["after"] == 0
+    assert seen["sentiment_queued_texts"] == 2 and seen["sentiment_queued_tokens"] == 3
+    assert seen["sentiment_batcher_wait_seconds"] >= 0.04

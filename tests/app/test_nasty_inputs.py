@@ -110,6 +110,6 @@ def test_nasty_input_gets_its_answer_and_the_server_lives(
     response = _send(base, method, path, body, headers)
     assert response.status_code in expected, response.text[:300]
     if response.status_code >= 400 and path.startswith("/v1/") and response.content:
-        assert set(response.json()["error"]) == {"code", "message"}
+        assert set(response.json()["error"]) == {"code", "message", "request_id"}
     assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     assert httpx.post(f"{base}/v1/predict", json={"text": "still fine"}, timeout=5).status_code == 200

@@ -30,7 +30,10 @@ def test_errors_on_the_protocols_routes_are_one_string(make_client) -> None:
     assert limited.status_code == 429 and limited.json()["error"].startswith("rate_limited: ")
     # the service's own routes keep theirs; a path that reaches no route belongs to no protocol
     assert client.post("/v1/predict", json={"text": ""}).json()["error"]["code"] == "empty_text"
-    assert client.get("/v2/nowhere").json() == {"error": {"code": "not_found", "message": "Not Found"}}
+    nowhere = client.get("/v2/nowhere")
+    assert nowhere.json() == {
+        "error": {"code": "not_found", "message": "Not Found", "request_id": nowhere.headers["x-request-id"]}
+    }
 
 
 def test_the_shape_follows_the_router_not_the_path() -> None:

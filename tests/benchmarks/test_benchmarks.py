@@ -187,6 +187,10 @@ def test_the_stage_breakdown_splits_the_client_latency() -> None:
     assert rows["outside the app"]["mean_ms"] == pytest.approx(4.5 - 2.71)
     assert rows["client"]["p50_ms"] == pytest.approx(4.5)
     assert server_timing.breakdown([(4.0, {})]) is None
+    serialised = server_timing.breakdown([(4.0, {**stages, "serialise": 0.5})])
+    rows = {row["stage"]: row for row in serialised["stages"]}
+    assert rows["serialise"]["p50_ms"] == 0.5
+    assert rows["outside the app"]["p50_ms"] == pytest.approx(4.0 - 2.71 - 0.5)
 
 
 def test_one_client_run_alternates_with_the_in_process_ceiling(monkeypatch) -> None:

@@ -77,6 +77,22 @@ def test_service(tmp_path, tiny_imdb, bundle) -> None:
     assert 0 < stages["infer"]["p50_ms"] <= stages["total"]["p50_ms"] < stages["client"]["p50_ms"]
 
 
+def test_ops(tmp_path, tiny_imdb, bundle) -> None:
+    options = ["--data", str(tiny_imdb), "--bundle", str(bundle), "--requests", "12", "--clients", "1", "2"]
+    figures = benchmark("ops", *options, results=tmp_path)["figures"]
+    configurations = figures["configurations"]
+    assert list(configurations) == ["off", "defaults", "json logs", "prediction log", "tracing"]
+    assert list(configurations["off"]["load"]) == ["1", "2"]
+    # each configuration did what it says: no access lines when off, one a request when on
+    assert configurations["off"]["access_lines"] == configurations["tracing"]["access_lines"] == 0
+    assert configurations["json logs"]["access_lines"] >= 2 * 12
+    assert configurations["prediction log"]["prediction_log_entries"] >= 2 * 12
+    assert configurations["off"]["prediction_log_entries"] == 0
+    cost = figures["costs"]["json logs"]["1"]["p50_us"]
+    off, logged = (configurations[name]["load"]["1"]["p50_ms"] for name in ("off", "json logs"))
+    assert cost == pytest.approx(1000 * (logged - off))
+
+
 def test_training(tmp_path, tiny_imdb) -> None:
     options = ["--data", str(tiny_imdb), "--batches", "2", "--limit-reviews", "8"]
     figures = benchmark("training", *options, results=tmp_path)["figures"]
@@ -108,7 +124,7 @@ def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
     assert hostile.held({"checks": hostile.check(results)})
 
 
-@pytest.mark.parametrize("name", ["model", "service", "training", "hostile", "load", "all"])
+@pytest.mark.parametrize("name", ["model", "service", "training", "hostile", "load", "ops", "all"])
 def test_every_command_has_help(name, capsys) -> None:
     with pytest.raises(SystemExit) as exit:
         commands.parser().parse_args([name, "--help"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from model.bundle import load_card
+from model.reference import load_reference
 from model.tokenizer import Tokenizer, tokenize
 from tests.bundles import make_bundle
 from training import evaluate, train
@@ -52,6 +53,7 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys, monkey
         "MODEL_CARD.md",
         "training_curves.png",
         "test_evaluation.png",
+        "drift_reference.json",
     ):
         assert (bundle / name).is_file(), name
     card = load_card(bundle)
@@ -76,6 +78,12 @@ def test_train_export_evaluate_and_resume(tmp_path, imdb_archive, capsys, monkey
     # the evaluation command scores the same ONNX model and agrees with the card
     result = evaluate.evaluate_bundle(bundle, str(imdb_archive), limit_reviews=60)
     assert result["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"])
+
+    # the drift reference: written at export from the test set, or again by the evaluation command
+    assert load_reference(bundle)["examples"] == 120
+    again = ["--bundle", str(bundle), "--data", str(imdb_archive), "--limit-reviews", "10", "--reference"]
+    evaluate.main(again)
+    assert load_reference(bundle)["examples"] == 20
 
     # the tokenizer in the bundle feeds the ONNX graph directly
     tokenizer = Tokenizer.load(bundle / "tokenizer.json")
