@@ -18,7 +18,7 @@ $(SERVE_VENV)/.installed: requirements/serve.txt
 	$(SERVE_VENV)/bin/pip install --quiet -r requirements/serve.txt
 	touch $@
 
-$(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/dev.txt
+$(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/score.txt requirements/ray.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/dev.txt
