@@ -20,6 +20,7 @@ TITLES = {
     "hostile": "Hostile clients",
     "load": "Load test",
     "ops": "What operations cost",
+    "score": "Batch scoring",
 }
 VERDICT = {True: "yes", False: "**no**", None: "unknown"}
 
@@ -316,6 +317,79 @@ def _ops(figures: dict) -> list[str]:
     return lines
 
 
+def score_targets(figures: dict) -> list[list[object]]:
+    """(target, measured, met) rows of batch scoring's target."""
+    ratio = figures["score_all_cores"]["reviews_per_s"] / figures["ceiling_all_cores"]
+    return [
+        [
+            "`python -m app.score`, all cores ≥ 0.85 × the in-process ceiling",
+            f"{ratio:.2f}",
+            VERDICT[ratio >= 0.85],
+        ]
+    ]
+
+
+def _score(figures: dict) -> list[str]:
+    cores = figures["cores"]
+    lines = [
+        f"{figures['reviews']:,} IMDB test reviews (median {figures['median_chars']:.0f} characters) on "
+        f"{cores} cores. The ceiling: tokenise, group by length as the service does and call onnxruntime "
+        "(1 thread) in this process, with no file and no worker processes; for all cores, one such "
+        "process per core at once. The command's figures are its wall time, start-up, reading and "
+        "writing included.",
+        "",
+        *table(["target", "measured", "met"], score_targets(figures)),
+        "",
+    ]
+    ceilings = {1: figures["ceiling_one_process"], cores: figures["ceiling_all_cores"]}
+    rows = [
+        ["in-process ceiling, 1 process", f"{ceilings[1]:,.0f}", "1.00", ""],
+        [f"in-process ceiling, {cores} processes", f"{ceilings[cores]:,.0f}", "1.00", ""],
+    ]
+    for key, workers, label in (
+        ("score_one_worker", 1, "1 worker"),
+        ("score_all_cores", cores, f"{cores} workers"),
+    ):
+        run = figures[key]
+        rows.append(
+            [
+                f"`python -m app.score`, {label}",
+                f"{run['reviews_per_s']:,.0f}",
+                f"{run['reviews_per_s'] / ceilings[workers]:.2f}",
+                f"{run['peak_rss_mb']:.0f}",
+            ]
+        )
+    if "ray" in figures:
+        ray = figures["ray"]
+        rows.append(
+            [
+                f"`--engine ray`, local Ray ({cores} CPUs)",
+                f"{ray['reviews_per_s']:,.0f}",
+                f"{ray['reviews_per_s'] / ceilings[cores]:.2f}",
+                f"{ray['peak_rss_mb']:.0f}",
+            ]
+        )
+    if "http" in figures:
+        h = figures["http"]
+        rows.append(
+            [
+                f"HTTP `/v1/predict/batch`, {h['clients']} clients × {h['batch']} reviews",
+                f"{h['reviews_per_s']:,.0f}",
+                f"{h['reviews_per_s'] / ceilings[cores]:.2f}",
+                "",
+            ]
+        )
+    lines += table(["path", "reviews/s", "× its ceiling", "peak RSS MB (main process)"], rows)
+    notes = []
+    if "ray" in figures:
+        overhead = figures["ray"]["seconds"] / figures["score_all_cores"]["seconds"]
+        notes.append(f"Ray takes {overhead:.2f}× the command's time on this machine (its start-up included).")
+    if "http" in figures:
+        saved = figures["score_all_cores"]["reviews_per_s"] / figures["http"]["reviews_per_s"]
+        notes.append(f"The command scores {saved:.2f}× as many reviews per second as the HTTP API.")
+    return lines + (["", *notes] if notes else [])
+
+
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "model": _model,
     "service": _service,
@@ -323,6 +397,7 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "hostile": _hostile,
     "load": _load,
     "ops": _ops,
+    "score": _score,
 }
 
 

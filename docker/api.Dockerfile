@@ -2,14 +2,18 @@
 #   docker build -f docker/api.Dockerfile -t imdb-sentiment-api .
 # It carries the shipped model (models/default), so it serves on its own; compose points
 # SENTIMENT_MODEL_DIR at a freshly trained bundle on a volume instead.
+# The batch-scoring image (deploy/k8s/batch/score-job.yaml) is this one with Parquet support:
+#   docker build -f docker/api.Dockerfile --build-arg REQUIREMENTS=score.txt -t imdb-lstm-sentiment/score .
 ARG BASE_IMAGE=python:3.11-slim
 
 # --- build stage: the serving requirements in a virtual environment ---
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-COPY requirements/serve.txt /tmp/serve.txt
+# serve.txt, or score.txt (serve.txt and pyarrow) for the batch-scoring image
+ARG REQUIREMENTS=serve.txt
+COPY requirements/serve.txt requirements/score.txt /tmp/requirements/
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/serve.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements/${REQUIREMENTS} \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
     && rm -rf /opt/venv/lib/python3*/site-packages/pip /opt/venv/lib/python3*/site-packages/onnx/backend/test
 

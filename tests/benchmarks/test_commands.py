@@ -3,6 +3,7 @@ bundle and a tiny copy of the IMDB layout, writes its result file and prints its
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -103,6 +104,17 @@ def test_training(tmp_path, tiny_imdb) -> None:
     )
 
 
+def test_score(tmp_path, tiny_imdb, bundle) -> None:
+    options = ["--data", str(tiny_imdb), "--bundle", str(bundle), "--reviews", "24", "--clients", "4"]
+    figures = benchmark("score", *options, results=tmp_path)["figures"]
+    assert figures["reviews"] == 24 and figures["ceiling_all_cores"] > 0
+    ray = ["ray"] if importlib.util.find_spec("ray") else []  # make test installs it
+    for key in ("score_one_worker", "score_all_cores", *ray, "http"):
+        assert figures[key]["reviews_per_s"] > 0, key
+    assert "24 rows -> " in figures["score_all_cores"]["summary"]
+    assert figures["score_one_worker"]["peak_rss_mb"] > 0 and figures["http"]["clients"] == 4
+
+
 def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
     results = {
         "saliency": {
@@ -124,7 +136,7 @@ def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
     assert hostile.held({"checks": hostile.check(results)})
 
 
-@pytest.mark.parametrize("name", ["model", "service", "training", "hostile", "load", "ops", "all"])
+@pytest.mark.parametrize("name", ["model", "service", "training", "hostile", "load", "ops", "score", "all"])
 def test_every_command_has_help(name, capsys) -> None:
     with pytest.raises(SystemExit) as exit:
         commands.parser().parse_args([name, "--help"])
