@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from model.tokenizer import Tokenizer
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import bucketed_batches
+from training.export import model_from_onnx
 from training.lm_corpus import START_ID, load_corpus
 from training.loop import set_seed
 
@@ -184,6 +185,20 @@ def train(model: WordLanguageModel, corpus, args: argparse.Namespace, log: Path)
     return history
 
 
+def init_from_classifier(model: WordLanguageModel, bundle: str | Path) -> None:
+    """Start from a classifier bundle's embedding and first-layer forward LSTM (ULMFiT's transfer
+    the other way round: the shipped classifier's encoder was itself pretrained as a language
+    model). Only the softmax starts from scratch; the sizes must be the classifier's."""
+    classifier = model_from_onnx(Path(bundle) / "model.onnx")
+    forward = classifier.encoder.layers[0][0]
+    if classifier.config.cell != "lstm" or forward.hidden_size != model.config.hidden_size:
+        raise ValueError(f"{bundle}: its first layer is not an LSTM of {model.config.hidden_size} units")
+    if classifier.embedding.weight.shape != model.embedding.weight.shape:
+        raise ValueError(f"{bundle}: its embedding is {tuple(classifier.embedding.weight.shape)}")
+    model.embedding.load_state_dict(classifier.embedding.state_dict())
+    model.lstm.load_state_dict(forward.state_dict())
+
+
 def load_language_model(
     path: str | Path, tokenizer: Tokenizer | None = None
 ) -> tuple[WordLanguageModel, dict]:
@@ -208,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--max-steps", type=int, default=0, help="stop after this many steps too (0: no limit)"
     )
+    parser.add_argument("--init-from", help="a classifier bundle: start from its embedding and forward LSTM")
     parser.add_argument("--embed-dim", type=int, default=256, help="word vector size")
     parser.add_argument("--hidden-size", type=int, default=512, help="LSTM state size")
     parser.add_argument("--dropout", type=float, default=0.1, help="on the embeddings and the LSTM outputs")
@@ -239,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         corpus.train = corpus.train[: args.limit_reviews]
     config = LMConfig(len(tokenizer.vocabulary), args.embed_dim, args.hidden_size, dropout=args.dropout)
     model = WordLanguageModel(config)
+    if args.init_from:
+        init_from_classifier(model, args.init_from)
     (output / "lm_metrics.jsonl").write_text("")
     history = train(model, corpus, args, output / "lm_metrics.jsonl")
     save_checkpoint(
