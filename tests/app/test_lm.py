@@ -6,41 +6,20 @@ import json
 import math
 
 import numpy as np
-import onnx
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from app.lm import LanguageModel, Sampling
 from app.main import create_app
 from app.settings import Settings
 from model.tokenizer import Tokenizer
-from training.lm import LMConfig, WordLanguageModel
-from training.lm_export import build_lm_onnx
+from tests.bundles import make_lm_bundle
 
 
 @pytest.fixture(scope="module")
 def lm_dir(bundle_dir, tmp_path_factory):
     """A random-weight LM bundle over the tiny classifier's vocabulary."""
-    tokenizer = Tokenizer.load(bundle_dir / "tokenizer.json")
-    torch.manual_seed(0)
-    vocab = len(tokenizer.vocabulary)
-    model = WordLanguageModel(LMConfig(vocab, embed_dim=8, hidden_size=16, cutoffs=(10, 20), dropout=0.0))
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.mul_(3.0)  # spread the distributions so top-k orders are clear
-    model.round_to_half()
-    folder = tmp_path_factory.mktemp("lm")
-    onnx.save(build_lm_onnx(model.eval()), str(folder / "model.onnx"))
-    tokenizer.save(folder / "tokenizer.json")
-    card = {
-        "name": "tiny-lm",
-        "version": "test",
-        "lm_config": {"hidden_size": 16},
-        "metrics": {"test_perplexity": 9.9},
-    }
-    (folder / "model_card.json").write_text(json.dumps(card))
-    return folder
+    return make_lm_bundle(tmp_path_factory.mktemp("lm"), Tokenizer.load(bundle_dir / "tokenizer.json"))
 
 
 @pytest.fixture
