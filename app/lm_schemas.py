@@ -79,7 +79,9 @@ class GenerateBody(BaseModel):
     )
     prompt: Text = Field("", description="The review so far; empty means the start of a review.")
     max_new_tokens: int = Field(30, ge=1, description="Tokens to add; at most SENTIMENT_LM_MAX_NEW_TOKENS.")
-    temperature: float = Field(1.0, gt=0, le=5, description="Divides the log-probabilities before sampling.")
+    temperature: float = Field(
+        1.0, ge=0.01, le=5, description="Divides the log-probabilities before sampling."
+    )
     top_k: int = Field(40, ge=0, le=20000, description="Sample among the k most likely words (0: all).")
     top_p: float = Field(
         1.0, gt=0, le=1, description="Nucleus sampling: the smallest set holding this probability."

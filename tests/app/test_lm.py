@@ -134,6 +134,7 @@ def test_streaming_gives_one_event_per_token_then_the_same_body(lm_client) -> No
         ("generate", {"prompt": "a", "max_new_tokens": 0}, 422),
         ("generate", {"prompt": "a", "max_new_tokens": 201}, 422),  # over the server's cap
         ("generate", {"prompt": "a", "temperature": 0}, 422),
+        ("generate", {"prompt": "a", "temperature": 1e-300}, 422),
         ("generate", {"prompt": "a", "top_p": 0}, 422),
         ("generate", {"prompt": "a", "sentiment": "happy"}, 422),
         ("generate", {"prompt": "a", "sentiment": "positive", "candidates": 9}, 422),  # over the cap
@@ -181,3 +182,29 @@ def test_the_runtime_reads_a_prompt_once_and_steps_with_the_state(lm_dir) -> Non
     ids = model.tokenizer.vocabulary.encode(["a", "great"]) + generation.generated[0]
     log_probs, _ = model.run(np.array([[0, *ids]]), model.zero_state(1))
     np.testing.assert_allclose(log_probs[0, -1], generation.log_probs[0], atol=1e-5)
+
+
+def test_a_real_server_never_answers_the_lm_routes_with_a_5xx(bundle_dir, lm_dir) -> None:
+    """schemathesis over the LM operations of a real server (``python -m app``) with the LM loaded."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.serving import start_server
+
+    process, base, _ = start_server(bundle_dir, env={"SENTIMENT_LM_BUNDLE": str(lm_dir)})
+    try:
+        schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+        operations = [r.ok() for r in schema.get_all_operations() if r.ok().label.startswith("POST /v1/lm/")]
+        assert len(operations) == 3
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def check(case) -> None:
+                response = case.call(timeout=30)
+                assert response.status_code < 500, f"{case.path}: {response.status_code} {response.text}"
+
+            check()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
