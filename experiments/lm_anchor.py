@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", help="IMDB archive (else $IMDB_DATA); read only without the corpus cache")
     parser.add_argument("--lmplz", default="lmplz", help="KenLM's lmplz binary")
     parser.add_argument("--order", type=int, default=5, help="n-gram order")
-    parser.add_argument("--arpa", help="an ARPA file lmplz already wrote (skips estimating)")
+    parser.add_argument("--arpa", help="a model lmplz already wrote, ARPA or KenLM binary (skips estimating)")
     parser.add_argument("--test-reviews", type=int, default=2500, help="test reviews both are scored on")
     parser.add_argument(
         "--limit-reviews", type=int, default=0, help="estimate on the first N reviews (tests)"
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     test = sample_test_reviews(corpus.test, args.test_reviews)
     started = time.perf_counter()
     arpa = Path(args.arpa) if args.arpa else estimate(args.lmplz, train, itos, args.order, folder / "anchor")
-    estimate_seconds = time.perf_counter() - started
+    estimate_seconds = None if args.arpa else round(time.perf_counter() - started, 1)
     lstm, kneser_ney = (
         figures(token_log_probs(model, test), test),
         figures(kenlm_log_probs(arpa, test, itos), test),
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             **kneser_ney,
             "order": args.order,
             "library": "KenLM lmplz (interpolated modified Kneser-Ney)",
-            "estimate_seconds": round(estimate_seconds, 1),
+            "estimate_seconds": estimate_seconds,
         },
         "lstm_beats_kneser_ney": lstm["perplexity"] < kneser_ney["perplexity"],
         "previous_lm": PREVIOUS,

@@ -33,6 +33,7 @@ from training.data import bucketed_batches
 from training.export import model_from_onnx
 from training.lm_corpus import START_ID, load_corpus
 from training.loop import set_seed
+from training.pretrain import adaptive_cutoffs
 
 LM_FILE = "lm.pt"
 LM_KIND = "forward_language_model"
@@ -237,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--watch-reviews", type=int, default=300, help="validation reviews watched while training"
     )
     parser.add_argument(
-        "--limit-reviews", type=int, default=0, help="train on the first N reviews only (tests)"
+        "--limit-reviews",
+        type=int,
+        default=0,
+        help="train on the first N reviews only; accept a partial archive (tests)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
@@ -250,10 +254,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     tokenizer = Tokenizer.load(args.tokenizer)
-    corpus = load_corpus(output / "corpus.npz", args.data, tokenizer, seed=args.seed)
+    corpus = load_corpus(
+        output / "corpus.npz", args.data, tokenizer, seed=args.seed, expect_full=not args.limit_reviews
+    )
     if args.limit_reviews:
         corpus.train = corpus.train[: args.limit_reviews]
-    config = LMConfig(len(tokenizer.vocabulary), args.embed_dim, args.hidden_size, dropout=args.dropout)
+    vocab_size = len(tokenizer.vocabulary)
+    # the 2.5 % and 20 % most frequent words head their clusters: (500, 4000) for 20k words
+    cutoffs = tuple(adaptive_cutoffs(vocab_size))
+    config = LMConfig(vocab_size, args.embed_dim, args.hidden_size, cutoffs, dropout=args.dropout)
     model = WordLanguageModel(config)
     if args.init_from:
         init_from_classifier(model, args.init_from)

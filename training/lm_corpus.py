@@ -63,12 +63,19 @@ def _unpack(ids: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 def build_corpus(
-    data: str | None, tokenizer: Tokenizer, train_tokens: int, test_tokens: int, seed: int
+    data: str | None,
+    tokenizer: Tokenizer,
+    train_tokens: int,
+    test_tokens: int,
+    seed: int,
+    expect_full: bool = True,
 ) -> LMCorpus:
-    """Read and encode the archive (see the module docstring for the parts)."""
-    dataset = load_imdb(data)
+    """Read and encode the archive (see the module docstring for the parts); ``expect_full=False``
+    accepts a partial archive (tests), holding out a fifth of its training reviews at most."""
+    dataset = load_imdb(data, expect_full=expect_full)
     training = list(dataset.train) + list(dataset.unsup)
-    held = set(random.Random(seed).sample(range(len(dataset.train)), VALIDATION_REVIEWS))
+    held_out = min(VALIDATION_REVIEWS, len(dataset.train) // 5)
+    held = set(random.Random(seed).sample(range(len(dataset.train)), held_out))
 
     def encode(text: str, cap: int) -> np.ndarray:
         return np.asarray(tokenizer.encode(text, cap), dtype=np.int64)
@@ -90,6 +97,7 @@ def load_corpus(
     train_tokens: int = 400,
     test_tokens: int = 1000,
     seed: int = 0,
+    expect_full: bool = True,
 ) -> LMCorpus:
     """The corpus from ``cache`` when it was made with these settings, else built and cached."""
     key = f"{vocabulary_digest(tokenizer.vocabulary)}:{train_tokens}:{test_tokens}:{seed}"
@@ -102,7 +110,7 @@ def load_corpus(
                     for p in ("train", "validation", "test")
                 }
             )
-    corpus = build_corpus(data, tokenizer, train_tokens, test_tokens, seed)
+    corpus = build_corpus(data, tokenizer, train_tokens, test_tokens, seed, expect_full)
     arrays = {}
     for part in ("train", "validation", "test"):
         arrays[f"{part}_ids"], arrays[f"{part}_offsets"] = _pack(getattr(corpus, part))

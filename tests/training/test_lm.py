@@ -100,3 +100,66 @@ def test_the_test_sample_takes_both_halves() -> None:
     reviews = [np.array([i]) for i in range(10)]
     assert [int(r[0]) for r in sample_test_reviews(reviews, 4)] == [0, 2, 5, 7]
     assert len(sample_test_reviews(reviews, 0)) == 10
+
+
+def test_train_then_export_as_a_user_runs_them(tmp_path) -> None:
+    """training.lm then training.lm_export on a tiny IMDB copy: a bundle with a card."""
+    import json
+
+    from tests.bundles import CORPUS, make_bundle
+    from training import lm, lm_export
+
+    data = tmp_path / "aclImdb"
+    for part, kinds in (("train", ("pos", "neg", "unsup")), ("test", ("pos", "neg"))):
+        for kind in kinds:
+            (data / part / kind).mkdir(parents=True)
+            for index in range(10):
+                text = f"{CORPUS[index % 4]} {CORPUS[(index + 1) % 4]}"
+                (data / part / kind / f"{index}_{8 if kind == 'pos' else 2}.txt").write_text(text)
+    classifier, _, _ = make_bundle(tmp_path / "classifier")
+    tokenizer = str(classifier / "tokenizer.json")
+    lm.main(
+        [
+            "--data",
+            str(data),
+            "--tokenizer",
+            tokenizer,
+            "--output",
+            str(tmp_path / "run"),
+            "--minutes",
+            "5",
+            "--max-steps",
+            "3",
+            "--embed-dim",
+            "8",
+            "--hidden-size",
+            "16",
+            "--batch-size",
+            "4",
+            "--limit-reviews",
+            "1000",
+            "--watch-reviews",
+            "2",
+        ]
+    )
+    lm_export.main(
+        [
+            "--checkpoint",
+            str(tmp_path / "run" / "lm.pt"),
+            "--output",
+            str(tmp_path / "bundle"),
+            "--tokenizer",
+            tokenizer,
+            "--test-reviews",
+            "4",
+            "--parity-reviews",
+            "2",
+        ]
+    )
+    card = json.loads((tmp_path / "bundle" / "model_card.json").read_text())
+    assert card["training"]["steps"] == 3 and card["metrics"]["test_reviews"] == 4
+    assert card["parity"]["torch_vs_onnx"] <= 1e-5
+    assert (tmp_path / "bundle" / "MODEL_CARD.md").read_text().startswith("# imdb-lstm-lm")
+    assert (tmp_path / "bundle" / "tokenizer.json").read_bytes() == (
+        classifier / "tokenizer.json"
+    ).read_bytes()
