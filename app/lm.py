@@ -138,6 +138,7 @@ class LanguageModel:
         """The ``k`` most likely words of one distribution ``[V]``, never ``<pad>`` or ``<unk>``."""
         values = log_probs.copy()
         values[list(_NEVER)] = -np.inf
+        k = min(k, len(values) - len(_NEVER))  # a vocabulary may hold fewer words than asked for
         best = np.argpartition(values, -k)[-k:]
         best = best[np.argsort(-values[best], kind="stable")]
         return [{"token": self.itos[i], "probability": float(np.exp(values[i]))} for i in best]

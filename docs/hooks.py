@@ -172,9 +172,20 @@ def lm_anchor_table(path: Path = LM_ANCHOR) -> str:
         f"{ngram['perplexity_known_words']:.1f} | all {result['train']['tokens']:,} tokens |",
     ]
     verdict = "beats" if result["lstm_beats_kneser_ney"] else "does **not** beat"
+    previous = result["previous_lm"]
+    card = REPO / "models" / "lm" / "model_card.json"
+    validation = json.loads(card.read_text())["metrics"]["validation_perplexity"] if card.exists() else None
+    moved = (
+        f"On held-out training reviews the shipped LSTM's perplexity is {validation:.1f}, against "
+        f"{previous['validation_perplexity_forward']} for {previous['what']}."
+        if validation is not None
+        else ""
+    )
     return "\n".join(
         [
             *rows,
+            "",
+            moved,
             "",
             f"On {test['reviews']:,} test reviews ({test['tokens']:,} tokens, "
             f"{test['unk_share']:.1%} `<unk>`), the LSTM {verdict} the n-gram. "

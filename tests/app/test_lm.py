@@ -73,6 +73,13 @@ def test_next_words_are_sorted_probabilities_without_special_tokens(lm_client) -
     probabilities = [item["probability"] for item in body["next"]]
     assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert not {"<pad>", "<unk>"} & {item["token"] for item in body["next"]}
+    every = lm_client.post("/v1/lm/next", json={"text": "a", "k": 50}).json()[
+        "next"
+    ]  # more than the tiny vocabulary
+    assert (
+        len(every)
+        == len(Tokenizer.load(lm_client.app.state.lm.model.folder / "tokenizer.json").vocabulary) - 2
+    )
     start = lm_client.post("/v1/lm/next", json={"text": ""}).json()  # the start of a review
     assert start["tokens"] == [] and len(start["next"]) == 10
 
