@@ -72,7 +72,7 @@ class BodySizeLimit:
 
 
 # Routes that run the model; health, metrics, docs and pages stay answerable under overload.
-MODEL_ROUTES = ("/v1/predict", "/v1/trace", "/v2/models/")
+MODEL_ROUTES = ("/v1/predict", "/v1/trace", "/v2/models/", "/v1/lm/")
 
 
 def _runs_the_model(scope: Scope) -> bool:

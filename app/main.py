@@ -13,10 +13,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
-from app.api import admin, health, pages, v1, v2
+from app.api import admin, health, lm, pages, v1, v2
 from app.errors import BundleError, install_handlers
 from app.headers import SecurityHeaders
 from app.limits import BodySizeLimit, InFlightLimit, RateLimit
+from app.lm_service import LMService
 from app.metrics import HttpMetrics, ModelMetrics
 from app.service import SentimentService
 from app.settings import Settings
@@ -32,17 +33,20 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     settings = settings or Settings()
     registry = CollectorRegistry()
     service = SentimentService(settings, store or ModelStore(settings), ModelMetrics(registry))
+    language_model = LMService(settings, service, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await service.start()
+            await asyncio.to_thread(language_model.load)
         except BundleError as error:
             logger.error("cannot load the model bundle: %s", error)
             raise
         _reload_on_sighup(service)
         yield
         await service.stop()
+        language_model.stop()
 
     app = FastAPI(
         title="IMDB LSTM sentiment",
@@ -57,10 +61,12 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
+    app.state.lm = language_model
     app.state.registry = registry
     install_handlers(app)
     app.include_router(v1.router)
     app.include_router(v2.router)
+    app.include_router(lm.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(admin.router)

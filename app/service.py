@@ -158,6 +158,14 @@ class SentimentService:
         self.metrics.batch_size.observe(size)
         self.metrics.inference_seconds.observe(seconds)
 
+    def check_text(self, text: str) -> None:
+        """:class:`PayloadTooLarge` for a text over ``max_text_chars`` (the LM routes' check too)."""
+        self._check_text(text)
+
+    def deadline(self) -> contextlib.AbstractAsyncContextManager[Deadline]:
+        """The request's deadline, for work outside this service (the LM's): see :meth:`_deadline`."""
+        return self._deadline()
+
     def _check_text(self, text: str) -> None:
         if len(text) > self.settings.max_text_chars:
             raise PayloadTooLarge(

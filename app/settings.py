@@ -150,6 +150,29 @@ class Settings(BaseSettings):
         "metrics stay.",
     )
 
+    # The language model (app/lm.py, app/lm_service.py): /v1/lm/*
+    lm_bundle: Path | None = Field(
+        Path("models/lm"),
+        description="Language-model bundle folder served at /v1/lm/*. At the default path, a missing "
+        "folder leaves the LM off (the routes answer 404 lm_not_loaded, GET /v1/lm says why); a "
+        "path set explicitly must exist. Empty: off.",
+    )
+    lm_max_tokens: int = Field(
+        400,
+        ge=1,
+        le=5000,
+        description="Tokens of a prompt (its last ones) or a scored text (its first) the LM reads.",
+    )
+    lm_max_new_tokens: int = Field(
+        200, ge=1, le=2000, description="Most tokens one /v1/lm/generate may ask for; more is a 422."
+    )
+    lm_max_candidates: int = Field(
+        8, ge=2, le=64, description="Most continuations a sentiment-steered generation samples (one batch)."
+    )
+    lm_queue: int = Field(
+        4, ge=0, description="LM jobs waiting for the LM's worker (one step each); beyond it, a quick 429."
+    )
+
     # Operations: logs, the prediction log (app/logs.py, app/tracking.py, app/prediction_log.py)
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text (development) or JSON, one object a line (collectors)."
@@ -183,6 +206,11 @@ class Settings(BaseSettings):
     prediction_log_queue: int = Field(
         10_000, ge=1, description="Entries waiting for the prediction log's writer; beyond, dropped."
     )
+
+    @field_validator("lm_bundle", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("model_name")
     @classmethod

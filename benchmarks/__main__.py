@@ -15,7 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import hostile, load, model_speed, ops, render, results, score, service, training_speed
+from benchmarks import (
+    hostile,
+    lm_speed,
+    load,
+    model_speed,
+    ops,
+    render,
+    results,
+    score,
+    service,
+    training_speed,
+)
 
 BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "model": (model_speed, "the model in process: roofline, onnxruntime vs PyTorch by batch size, int8/fp16"),
@@ -25,6 +36,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "load": (load, "locust: many clients for a while, nothing may fail"),
     "ops": (ops, "what structured logs, the prediction log and tracing cost a request"),
     "score": (score, "batch scoring (python -m app.score, Ray, HTTP) beside its in-process ceiling"),
+    "lm": (lm_speed, "the language model at batch 1: ms per token, time to first token, vs its roofline"),
 }
 
 

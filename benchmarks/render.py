@@ -21,6 +21,7 @@ TITLES = {
     "load": "Load test",
     "ops": "What operations cost",
     "score": "Batch scoring",
+    "lm": "The language model",
 }
 VERDICT = {True: "yes", False: "**no**", None: "unknown"}
 
@@ -390,6 +391,50 @@ def _score(figures: dict) -> list[str]:
     return lines + (["", *notes] if notes else [])
 
 
+def _lm(figures: dict) -> list[str]:
+    def spread(measured: dict) -> str:
+        return f"{measured['median']:.3f} ({measured['p10']:.3f}–{measured['p90']:.3f})"
+
+    bound = figures["bound_ms"]
+    lines = [
+        f"`{figures['model']['name']}` {figures['model']['version']} at batch 1, one onnxruntime thread "
+        f"(as the service runs it), through its runtime `app.lm.LanguageModel`. Bound: the step's "
+        f"{figures['step_flops'] / 1e6:.2f} MFLOP of matrix-vector products, each at this machine's "
+        "measured matrix-vector speed for its shape; milliseconds as median (p10–p90).",
+        "",
+        *table(
+            ["", "ms", "× bound"],
+            [
+                ["roofline bound of one step", f"{bound:.3f}", "1"],
+                [
+                    "graph step (one token in, the next distribution out)",
+                    spread(figures["graph_step_ms"]),
+                    f"{figures['ratio_graph']:.1f}",
+                ],
+                [
+                    "per generated token (step + sampling)",
+                    spread(figures["ms_per_token"]),
+                    f"{figures['ratio_token']:.1f}",
+                ],
+                [
+                    f"time to first token ({figures['prompt_tokens_median']:.0f}-token prompt)",
+                    spread(figures["time_to_first_token_ms"]),
+                    "",
+                ],
+            ],
+        ),
+        "",
+        *table(
+            ["product", "shape", "MFLOP", "GFLOP/s"],
+            [
+                [p["name"], f"{p['rows']}×{p['cols']}", f"{p['flops'] / 1e6:.3f}", f"{p['gflops']:.1f}"]
+                for p in figures["products"]
+            ],
+        ),
+    ]
+    return lines
+
+
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "model": _model,
     "service": _service,
@@ -398,6 +443,7 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "load": _load,
     "ops": _ops,
     "score": _score,
+    "lm": _lm,
 }
 
 

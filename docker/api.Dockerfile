@@ -1,6 +1,6 @@
 # The API image: onnxruntime serving of a model bundle, no torch.
 #   docker build -f docker/api.Dockerfile -t imdb-sentiment-api .
-# It carries the shipped model (models/default), so it serves on its own; compose points
+# It carries the shipped model (models/default) and language model (models/lm), so it serves on its own; compose points
 # SENTIMENT_MODEL_DIR at a freshly trained bundle on a volume instead.
 # The batch-scoring image (deploy/k8s/batch/score-job.yaml) is this one with Parquet support:
 #   docker build -f docker/api.Dockerfile --build-arg REQUIREMENTS=score.txt -t imdb-lstm-sentiment/score .
@@ -29,6 +29,8 @@ WORKDIR /srv
 COPY model/ model/
 COPY app/ app/
 COPY models/default/ models/default/
+# the language model (SENTIMENT_LM_BUNDLE's default path); off, logged, beside a classifier of another vocabulary
+COPY models/lm/ models/lm/
 USER 10001
 EXPOSE 8000
 # exec form, and Python rather than curl: the image has no curl and needs none

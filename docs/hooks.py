@@ -7,6 +7,8 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
 * ``recipe``: the same runs table from the run records a recipe wrote
   (``python -m training.recipe``, ``runs/*/run-record.json``, the same fields); without them,
   how to make them;
+* ``lmanchor``: the language model against its Kneser-Ney anchor, from
+  ``experiments/results/lm_anchor.json`` (``python -m experiments.lm_anchor``);
 * ``benchmarks``: the benchmark results, rendered by ``benchmarks.render.markdown`` from
   ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them.
 
@@ -29,6 +31,7 @@ HISTORY = REPO / "models" / "history.toml"
 RECIPE_RUNS = REPO / "runs"  # where `make model` writes the steps of recipes/shipped.toml
 RECORD_FILE = "run-record.json"  # training.recipe.RECORD_FILE (mkdocs runs this file without torch)
 RESULTS = REPO / "benchmarks" / "results"
+LM_ANCHOR = REPO / "experiments" / "results" / "lm_anchor.json"
 MARKER = re.compile(r"^<!-- generated: ([a-z]+) -->$", flags=re.MULTILINE)
 
 
@@ -152,15 +155,58 @@ def on_files(files: Files, config: MkDocsConfig, **_: object) -> Files:
     return files
 
 
+def lm_anchor_table(path: Path = LM_ANCHOR) -> str:
+    """The LSTM and the n-gram side by side on the same test tokens, and the earlier LSTM's figure."""
+    if not path.exists():
+        return f"Not measured in this checkout: `python -m experiments.lm_anchor` writes `{path.name}`."
+    result = json.loads(path.read_text())
+    lstm, ngram, test = result["lstm"], result["kneser_ney"], result["test"]
+    config = lstm["config"]
+    rows = [
+        "| model | test perplexity | known words only | trained on |",
+        "|---|---|---|---|",
+        f"| LSTM {config['embed_dim']}/{config['hidden_size']}, adaptive softmax (`models/lm`) | "
+        f"{lstm['perplexity']:.1f} | {lstm['perplexity_known_words']:.1f} | "
+        f"{lstm['tokens_seen']:,} tokens seen in {lstm['minutes']} min |",
+        f"| Kneser-Ney {ngram['order']}-gram ({ngram['library']}) | {ngram['perplexity']:.1f} | "
+        f"{ngram['perplexity_known_words']:.1f} | all {result['train']['tokens']:,} tokens |",
+    ]
+    verdict = "beats" if result["lstm_beats_kneser_ney"] else "does **not** beat"
+    previous = result["previous_lm"]
+    card = REPO / "models" / "lm" / "model_card.json"
+    validation = json.loads(card.read_text())["metrics"]["validation_perplexity"] if card.exists() else None
+    moved = (
+        f"On held-out training reviews the shipped LSTM's perplexity is {validation:.1f}, against "
+        f"{previous['validation_perplexity_forward']} for {previous['what']}."
+        if validation is not None
+        else ""
+    )
+    return "\n".join(
+        [
+            *rows,
+            "",
+            moved,
+            "",
+            f"On {test['reviews']:,} test reviews ({test['tokens']:,} tokens, "
+            f"{test['unk_share']:.1%} `<unk>`), the LSTM {verdict} the n-gram. "
+            f"Measured by `{result['command']}`.",
+        ]
+    )
+
+
 def generated(name: str) -> str:
     """The markdown of the generated part ``name``."""
     if name == "benchmarks":
         return benchmarks_page()
+    if name == "lmanchor":
+        return lm_anchor_table()
     if name == "recipe":
         return recipe_runs()
     tables = {"runs": runs_table, "ablation": ablation_table}
     if name not in tables:
-        raise ValueError(f"no generated part named {name!r} (known: benchmarks, recipe, {', '.join(tables)})")
+        raise ValueError(
+            f"no generated part named {name!r} (known: benchmarks, recipe, lmanchor, {', '.join(tables)})"
+        )
     return tables[name](load_runs())
 
 

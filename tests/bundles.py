@@ -61,3 +61,30 @@ def make_bundle(
     }
     (folder / CARD_FILE).write_text(json.dumps(card))
     return folder, model, tokenizer
+
+
+def make_lm_bundle(folder: Path, tokenizer: Tokenizer, seed: int = 0) -> Path:
+    """Write a random-weight language-model bundle over ``tokenizer``'s vocabulary."""
+    from dataclasses import asdict
+
+    from training.lm import LMConfig, WordLanguageModel
+    from training.lm_export import build_lm_onnx
+
+    torch.manual_seed(seed)
+    config = LMConfig(len(tokenizer.vocabulary), embed_dim=8, hidden_size=16, cutoffs=(10, 20), dropout=0.0)
+    model = WordLanguageModel(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(3.0)  # spread the distributions so top-k orders are clear
+    model.round_to_half()
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(build_lm_onnx(model.eval()), str(folder / ONNX_FILE))
+    tokenizer.save(folder / TOKENIZER_FILE)
+    card = {
+        "name": "tiny-lm",
+        "version": "test",
+        "lm_config": asdict(config),
+        "metrics": {"test_perplexity": 9.9},
+    }
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    return folder
