@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     prediction_log_queue: int = Field(
         10_000, ge=1, description="Entries waiting for the prediction log's writer; beyond, dropped."
     )
+    match_index: Path | None = Field(
+        None,
+        description="The inspector's corpus index (python -m app.match_index); default: "
+        "match_index.npz in the model folder, loaded when present.",
+    )
 
     @field_validator("model_name")
     @classmethod
