@@ -36,7 +36,15 @@ from app.settings import Settings
 logger = logging.getLogger("app.match_index")
 FORMAT = "imdb-lstm-match-index"
 FORMAT_VERSION = 1
-FILE_NAME = "match_index.npz"  # its default place, beside the bundle's model.onnx
+SUFFIX = ".match_index.npz"
+
+
+def default_path(model_dir: Path) -> Path:
+    """Where a bundle's index goes unless told: beside the bundle folder, named after it
+    (``models/default.match_index.npz``), outside the bundle, which stays as training wrote it."""
+    return model_dir.parent / f"{model_dir.name}{SUFFIX}"
+
+
 CONTEXT_TOKENS = 8  # tokens shown either side of a match or a unit's peak
 
 
@@ -223,9 +231,9 @@ def load_index(path: Path) -> MatchIndex:
 
 
 def open_configured(settings: Settings) -> MatchIndex | None:
-    """The index ``settings`` name (``match_index``, else :data:`FILE_NAME` in the model folder
-    when there is one); :class:`BundleError` when a named file is missing or unreadable."""
-    path = settings.match_index or settings.model_dir / FILE_NAME
+    """The index ``settings`` name (``match_index``, else :func:`default_path` of the model
+    folder when there is one); :class:`BundleError` when a named file is missing or unreadable."""
+    path = settings.match_index or default_path(settings.model_dir)
     if settings.match_index is None and not path.is_file():
         return None
     try:
@@ -325,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.match_index", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="IMDB archive (.tar.gz) or extracted folder")
     parser.add_argument("--model-dir", type=Path, default=Path("models/default"), help="bundle to index")
-    parser.add_argument("--output", type=Path, help=f"where to write it (default: {FILE_NAME} in the bundle)")
+    parser.add_argument(
+        "--output", type=Path, help=f"where to write it (default: the bundle folder's name + {SUFFIX})"
+    )
     parser.add_argument("--reviews", type=int, default=5000, help="test reviews to index, half of each label")
     parser.add_argument("--max-tokens", type=int, default=400, help="tokens read per review (the first ones)")
     parser.add_argument("--threshold", type=float, default=0.5, help="a unit is on where h >= this")
@@ -341,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     index = build_index(
         store.model, reviews, args.max_tokens, args.threshold, args.top_k, f"IMDB test, seed {args.seed}"
     )
-    output = args.output or args.model_dir / FILE_NAME
+    output = args.output or default_path(args.model_dir)
     index.save(output)
     on = float(np.bitwise_count(index.bits).sum()) / (len(index.tokens) * index.columns)
     print(

@@ -185,8 +185,8 @@ class Settings(BaseSettings):
     )
     match_index: Path | None = Field(
         None,
-        description="The inspector's corpus index (python -m app.match_index); default: "
-        "match_index.npz in the model folder, loaded when present.",
+        description="The inspector's corpus index (python -m app.match_index); default: beside "
+        "the model folder, named after it (models/default.match_index.npz), loaded when present.",
     )
 
     @field_validator("model_name")

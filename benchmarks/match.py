@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from app.match_index import FILE_NAME, MatchIndex, Unit, load_index
+from app.match_index import SUFFIX, MatchIndex, Unit, default_path, load_index
 from app.settings import Settings
 from app.store import ModelStore
 from benchmarks import reviews
@@ -30,7 +30,9 @@ DIRECTIONS = ("forward", "backward")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """This benchmark's options."""
-    parser.add_argument("--index", type=Path, help=f"the index (default: {FILE_NAME} in the bundle)")
+    parser.add_argument(
+        "--index", type=Path, help=f"the index (default: the bundle folder's name + {SUFFIX})"
+    )
     parser.add_argument("--queries", type=int, default=200, help="spans searched (one per review)")
     parser.add_argument("--k", type=int, default=20, help="matches and contexts asked for")
 
@@ -109,7 +111,7 @@ def over_http(bundle: Path, path: Path, asked: list, units: list[Unit], k: int) 
 
 def run(args: argparse.Namespace) -> dict:
     """Load the index, draw the queries, time them in process and over HTTP."""
-    path = args.index or args.bundle / FILE_NAME
+    path = args.index or default_path(args.bundle)
     started = time.perf_counter()
     index = load_index(path)
     load_s = time.perf_counter() - started

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from app.match_index import FILE_NAME, Unit, build_index
+from app.match_index import Unit, build_index
 from app.settings import Settings
 from app.store import ModelStore
 from tests.bundles import CORPUS
@@ -104,10 +104,10 @@ def test_a_named_index_that_cannot_be_read_stops_start_up(bundle_dir, tmp_path) 
 
     with pytest.raises(BundleError, match="cannot read the match index"):
         open_configured(Settings(model_dir=bundle_dir, match_index=tmp_path / "missing.npz"))
-    assert open_configured(Settings(model_dir=tmp_path)) is None  # no index beside the bundle: none
-    (tmp_path / FILE_NAME).write_bytes(b"broken")
-    with pytest.raises(BundleError, match=FILE_NAME):
-        open_configured(Settings(model_dir=tmp_path))
+    assert open_configured(Settings(model_dir=tmp_path / "bundle")) is None  # none beside the bundle
+    (tmp_path / "bundle.match_index.npz").write_bytes(b"broken")  # beside the bundle folder
+    with pytest.raises(BundleError, match=r"bundle\.match_index\.npz: cannot read"):
+        open_configured(Settings(model_dir=tmp_path / "bundle"))
 
 
 def test_the_routes_need_the_api_key_when_one_is_set(make_client, index_path) -> None:

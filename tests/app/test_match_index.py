@@ -153,6 +153,6 @@ def test_the_command_indexes_an_imdb_folder(model, tmp_path) -> None:
     bundle = tmp_path / "bundle"
     make_bundle(bundle, max_tokens=64)
     main(["--data", str(tmp_path), "--model-dir", str(bundle), "--reviews", "2", "--top-k", "2"])
-    built = load_index(bundle / "match_index.npz")
+    built = load_index(tmp_path / "bundle.match_index.npz")  # beside the bundle, not in it
     assert built.describe()["reviews"] == 2 and sorted(built.labels.tolist()) == [0, 1]
     assert built.describe()["model"] == {"name": "tiny", "version": "test"}
