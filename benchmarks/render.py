@@ -401,7 +401,7 @@ def _match(figures: dict) -> list[str]:
     worst = max(figures[where]["match"]["p95_ms"] for where in ("in_process", "http"))
     units = index["layers"] * len(index["directions"]) * index["hidden_size"]
     return [
-        f"The index: {index['reviews']} {index['source']} reviews, {index['tokens']} tokens (the first "
+        f"The index: {index['reviews']} reviews ({index['source']}), {index['tokens']} tokens (the first "
         f"{index['max_tokens']} of each), {units} units on at h ≥ {index['threshold']}; "
         f"{index['file_mb']:.1f} MB on disk, loaded in {index['load_s']:.2f} s. {figures['queries']} "
         "queries, each the units that mark a span of 1 to 3 tokens in a test review "
