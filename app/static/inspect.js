@@ -514,7 +514,7 @@ async function loadLmInfo() {
   $("lm-tools").hidden = !info.loaded;
   $("lm-note").dataset.loaded = String(Boolean(info.loaded));
   $("lm-note").textContent = info.loaded
-    ? `Language model ${info.model.name} ${info.model.version}` + (info.perplexity ? `, test perplexity ${info.perplexity.test}` : "") + "."
+    ? `Language model ${info.model.name} ${info.model.version}` + (info.perplexity && info.perplexity.test != null ? `, test perplexity ${info.perplexity.test}` : "") + "."
     : `The language model is not loaded (${info.reason}): no surprisal colouring, guesses or continuations. The views above do not need it.`;
 }
 

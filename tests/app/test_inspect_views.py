@@ -254,3 +254,48 @@ def test_the_language_model_view_draws_the_documented_answers(indexed_server, br
     page.locator("#lm-tools").screenshot(path=str(ARTIFACTS / "inspect-lm-view.png"))
     page.screenshot(path=str(ARTIFACTS / "inspect-lm.png"), full_page=True)
     assert not elsewhere
+
+
+@pytest.fixture(scope="module")
+def lm_server(tmp_path_factory):
+    """A server with a tiny classifier and a tiny language model over its vocabulary: only where
+    the language-model routes are part of the app (the lm branch)."""
+    pytest.importorskip("app.lm", reason="the language-model routes come with the lm branch")
+    from model.tokenizer import Tokenizer
+    from tests.bundles import make_lm_bundle
+
+    folder, _, _ = make_bundle(tmp_path_factory.mktemp("bundle") / "tiny", max_tokens=64)
+    lm = make_lm_bundle(tmp_path_factory.mktemp("lm"), Tokenizer.load(folder / "tokenizer.json"))
+    process, base, _ = start_server(folder, env={"SENTIMENT_LM_BUNDLE": str(lm)})
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_the_language_model_view_with_the_served_language_model(lm_server, browser) -> None:
+    base, text = lm_server, "a wonderful , moving film"
+    elsewhere: list[str] = []
+    page = open_page(browser, base, elsewhere)
+    page.wait_for_selector("#lm-note[data-loaded=true]")
+    page.fill("#text", text)
+    page.click("#analyze")
+    page.wait_for_function("t => document.getElementById('results').dataset.text === t", arg=text)
+    scored = httpx.post(f"{base}/v1/lm/score", json={"text": text, "top_k": 5}).json()["tokens"]
+    page.check("input[name=colour-by][value=surprisal]")
+    strip = page.locator("#tokens .tok")
+    shown = [float(strip.nth(i).get_attribute("data-surprisal")) for i in range(strip.count())]
+    assert shown == pytest.approx([token["surprisal"] for token in scored], abs=1e-9)
+    strip.nth(1).hover()
+    assert all(guess["token"] in page.inner_text("#tooltip") for guess in scored[1]["top"])
+
+    page.fill("#lm-new-tokens", "12")
+    page.click("#lm-continue")
+    page.wait_for_selector("#continuation[data-text]", timeout=20_000)
+    same = {"prompt": text, "max_new_tokens": 12, "temperature": 0.8, "seed": 7}
+    generated = httpx.post(f"{base}/v1/lm/generate", json=same).json()  # the same seed, the same text
+    assert page.get_attribute("#continuation", "data-text") == generated["text"]
+    assert page.locator("#continuation .tok.generated").count() == len(
+        httpx.post(f"{base}/v1/trace/saliency", json={"text": text + generated["text"]}).json()["tokens"]
+    ) - len(scored)
+    page.screenshot(path=str(ARTIFACTS / "inspect-lm-served.png"), full_page=True)
+    assert not elsewhere
