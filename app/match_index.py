@@ -27,11 +27,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.errors import BundleError, InvalidRequest
 from app.settings import Settings
+
+if TYPE_CHECKING:  # the runtime's onnxruntime import: not needed to load and query an index
+    from app.runtime import LoadedModel
 
 logger = logging.getLogger("app.match_index")
 FORMAT = "imdb-lstm-match-index"
@@ -256,7 +260,7 @@ def _extremes(
 
 
 def build_index(
-    model,  # app.runtime.LoadedModel; not imported here, so that loading an index stays light
+    model: LoadedModel,
     reviews: Sequence[tuple[int, int, str]],
     max_tokens: int,
     threshold: float,

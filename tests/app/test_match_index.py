@@ -54,6 +54,25 @@ def traced_states(model, text: str) -> np.ndarray:
     )
 
 
+@pytest.mark.parametrize(("num_layers", "bidirectional"), [(2, True), (2, False)])
+def test_hidden_states_are_the_traced_ones_in_the_index_s_column_order(
+    tmp_path, num_layers, bidirectional
+) -> None:
+    folder, _, _ = make_bundle(tmp_path / "b", num_layers=num_layers, bidirectional=bidirectional)
+    store = ModelStore(Settings(model_dir=folder))
+    store.load()
+    texts = [CORPUS[0], "superb", CORPUS[1]]  # of different lengths: padding must not leak in
+    encoded = [store.model.encode(text).ids for text in texts]
+    for text, states in zip(texts, store.model.hidden_states(encoded), strict=True):
+        trace = store.model.trace(text, max_tokens=64)
+        want = np.concatenate(
+            [direction["gates"]["hidden"] for layer in trace["layers"] for direction in layer.values()],
+            axis=1,
+        )
+        assert states.shape == want.shape == (len(trace["tokens"]), num_layers * (1 + bidirectional) * 6)
+        np.testing.assert_allclose(states, want, atol=1e-6)
+
+
 def unpacked(index: MatchIndex) -> np.ndarray:
     """The on/off state of every token and unit, ``[tokens, columns]``."""
     bits = np.unpackbits(index.bits.T.copy().view(np.uint8), axis=1, bitorder="little")
