@@ -88,6 +88,18 @@ class Disabled(ServiceError):
     status_code, code = 404, "disabled"
 
 
+class NoMatchIndex(ServiceError):
+    """The inspector's corpus index is not loaded (none was built for this model)."""
+
+    status_code, code = 404, "no_match_index"
+
+
+class StaleMatchIndex(ServiceError):
+    """The corpus index was built for another model than the one served."""
+
+    status_code, code = 409, "match_index_stale"
+
+
 class BundleError(Exception):
     """The model bundle is missing, corrupt or inconsistent; start-up stops on it."""
 

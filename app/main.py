@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
-from app.api import admin, health, lm, pages, v1, v2
+from app.api import admin, health, inspect, lm, pages, v1, v2
 from app.errors import BundleError, install_handlers
 from app.headers import SecurityHeaders
 from app.limits import BodySizeLimit, InFlightLimit, RateLimit
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(lm.router)
+    app.include_router(inspect.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(admin.router)

@@ -152,6 +152,18 @@ class LoadedModel:
             positive[group] = probabilities[:, 1]
         return positive
 
+    def hidden_states(self, sequences: list[list[int]]) -> list[np.ndarray]:
+        """The hidden states the classifier used, one ``[len(sequence), columns]`` array per
+        sequence, from one call on the trace session; column ``(layer * D + direction) * H +
+        unit`` (D directions, H units), the layout :mod:`app.match_index` indexes."""
+        ids, lengths = pad_batch(sequences)
+        names = [f"hidden_{layer}" for layer in range(self.config.num_layers)]
+        hidden = self.trace_session.run(names, {"token_ids": ids, "lengths": lengths})
+        # each output is [T, D, B, H]; to [B, T, layers * D * H]
+        batch, steps = ids.shape
+        stacked = np.concatenate([np.moveaxis(h, 2, 0).reshape(batch, steps, -1) for h in hidden], axis=2)
+        return [stacked[row, :length] for row, length in enumerate(lengths)]
+
     def trace(
         self, text: str, max_tokens: int, deadline: Deadline | None = None, view: TraceView | None = None
     ) -> dict:

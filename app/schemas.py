@@ -231,3 +231,83 @@ class InferResponse(BaseModel):
     model_version: str | None = None
     id: str | None = None
     outputs: list[OutputTensor]
+
+
+class UnitRef(BaseModel):
+    """One hidden unit of the served model."""
+
+    model_config = ConfigDict(extra="forbid")
+    layer: int = Field(0, ge=0, le=63, description="Layer, 0 the first.")
+    direction: Literal["forward", "backward"] = "forward"
+    unit: int = Field(ge=0, le=4095, description="Unit within the layer and direction.")
+
+
+class MatchRequest(BaseModel):
+    """The units that mark a span, whose other occurrences in the corpus to find."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"units": [{"layer": 0, "direction": "forward", "unit": 92}], "length": 3, "k": 10}]
+        },
+    )
+    units: list[UnitRef] = Field(min_length=1, max_length=4096, description="Units that must all be on.")
+    length: int = Field(
+        1, ge=1, le=1000, description="Tokens in the selected span; similar runs rank higher."
+    )
+    k: int = Field(20, ge=1, le=100, description="Matches to return, best first.")
+
+
+class Context(BaseModel):
+    """A place in the indexed corpus: the span, the tokens either side, and which review."""
+
+    review: int = Field(description="The review's id in its folder (aclImdb/test/<label>/<id>_<rating>.txt).")
+    label: Literal["negative", "positive"]
+    position: int = Field(description="Index of the span's first token in the review.")
+    before: list[str]
+    tokens: list[str]
+    after: list[str]
+
+
+class Match(Context):
+    """A run of tokens where every selected unit is on."""
+
+    score: float = Field(description="Specificity (selected / all units on) times length similarity.")
+
+
+class MatchResponse(BaseModel):
+    """The best runs, and how many there were."""
+
+    matches: list[Match]
+    total: int = Field(description="Runs found in the corpus, before taking the best k.")
+    model: ModelRef
+
+
+class UnitContext(Context):
+    """A review's token where the unit peaks."""
+
+    value: float = Field(description="The unit's hidden state h at that token.")
+
+
+class UnitContextsResponse(BaseModel):
+    """The reviews where a unit is highest and lowest, one token each."""
+
+    unit: UnitRef
+    highest: list[UnitContext]
+    lowest: list[UnitContext]
+    model: ModelRef
+
+
+class MatchIndexInfo(BaseModel):
+    """What the corpus index covers."""
+
+    model: ModelRef
+    threshold: float = Field(description="A unit is on where its hidden state h is at least this.")
+    max_tokens: int = Field(description="Tokens read per review.")
+    source: str
+    top_k: int = Field(description="Contexts kept per unit and side.")
+    layers: int
+    directions: list[Literal["forward", "backward"]]
+    hidden_size: int
+    reviews: int
+    tokens: int

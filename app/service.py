@@ -18,11 +18,14 @@ from app.context import current, current_request_id
 from app.errors import (
     BundleError,
     Disabled,
+    NoMatchIndex,
     NotReady,
     PayloadTooLarge,
     ReloadRejected,
+    StaleMatchIndex,
     Timeout,
 )
+from app.match_index import MatchIndex, Unit, open_configured
 from app.metrics import ModelMetrics, StageTimes
 from app.prediction_log import PredictionLog
 from app.runtime import LoadedModel, TraceView, make_prediction, require_words
@@ -67,6 +70,7 @@ class SentimentService:
         self.tokenize_pool = WorkPool("tokenize", 1, queue=settings.max_in_flight)
         self.inference_pool = WorkPool("inference", settings.inference_workers, queue=settings.max_in_flight)
         self.trace_pool = WorkPool("trace", settings.trace_workers, queue=settings.trace_queue)
+        self.match_index: MatchIndex | None = None  # the inspector's corpus index, loaded at start
         self.draining = False  # SIGTERM received: readiness says 503 while requests are still served
         saturation = metrics.saturation  # read at each scrape, nothing per request
         saturation.queued_texts.set_function(lambda: self.batcher.queued_texts)
@@ -90,6 +94,7 @@ class SentimentService:
         """Load the model (in a thread: it takes a moment) and start the batcher."""
         if not self.store.ready:
             await asyncio.to_thread(self.store.load)
+        self.match_index = await asyncio.to_thread(open_configured, self.settings)
         self._publish_info(self.store.model)
         if self.prediction_log is not None:
             self.prediction_log.start()
@@ -304,3 +309,38 @@ class SentimentService:
             return await self.trace_pool.run(
                 lambda d: model.saliency(text, cap, max_batch_tokens, d), deadline
             )
+
+    def _current_index(self) -> MatchIndex:
+        """The corpus index, when one is loaded and was built for the model served now."""
+        index = self.match_index
+        if index is None:
+            raise NoMatchIndex(
+                "no match index is loaded; build one with python -m app.match_index (see the inspector guide)"
+            )
+        model = self.store.model
+        served = {"name": model.card.get("name", model.name), "version": model.version}
+        if index.meta["model"] != served:
+            built = index.meta["model"]
+            raise StaleMatchIndex(
+                f"the match index was built for {built['name']} {built['version']}, "
+                f"not the served {served['name']} {served['version']}; rebuild it"
+            )
+        return index
+
+    def match_index_info(self) -> dict:
+        """What the corpus index covers."""
+        return self._current_index().describe()
+
+    async def match(self, units: list[Unit], length: int, k: int) -> dict:
+        """The corpus spans where all of ``units`` turn on (:meth:`MatchIndex.match`)."""
+        index = self._current_index()
+        async with self._deadline() as deadline:
+            result = await self.trace_pool.run(lambda _: index.match(units, length, k), deadline)
+        return {**result, "model": self.store.model.ref}
+
+    async def unit_contexts(self, unit: Unit, k: int) -> dict:
+        """The corpus contexts where ``unit`` is highest and lowest (:meth:`MatchIndex.top_contexts`)."""
+        index = self._current_index()
+        async with self._deadline() as deadline:
+            result = await self.trace_pool.run(lambda _: index.top_contexts(unit, k), deadline)
+        return {"unit": index.unit_of(index.column(unit)), **result, "model": self.store.model.ref}

@@ -206,6 +206,11 @@ class Settings(BaseSettings):
     prediction_log_queue: int = Field(
         10_000, ge=1, description="Entries waiting for the prediction log's writer; beyond, dropped."
     )
+    match_index: Path | None = Field(
+        None,
+        description="The inspector's corpus index (python -m app.match_index); default: beside "
+        "the model folder, named after it (models/default.match_index.npz), loaded when present.",
+    )
 
     @field_validator("lm_bundle", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
-"""``python -m benchmarks model|service|training|hostile|load|ops|score|all``: run a benchmark, write its
-result file (``benchmarks/results/<name>.json``), and print its Markdown section.
+"""``python -m benchmarks model|service|training|hostile|load|ops|score|match|all``: run a benchmark,
+write its result file (``benchmarks/results/<name>.json``), and print its Markdown section.
 
 ``all`` runs each benchmark in a fresh process, one after the other, so that no thread pool of
 one is left spinning beside the next. A benchmark with bounds (``hostile``, ``load``) exits 1
@@ -19,6 +19,7 @@ from benchmarks import (
     hostile,
     lm_speed,
     load,
+    match,
     model_speed,
     ops,
     render,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "ops": (ops, "what structured logs, the prediction log and tracing cost a request"),
     "score": (score, "batch scoring (python -m app.score, Ray, HTTP) beside its in-process ceiling"),
     "lm": (lm_speed, "the language model at batch 1: ms per token, time to first token, vs its roofline"),
+    "match": (match, "the inspector's Match View and unit contexts over the corpus index"),
 }
 
 

@@ -1,25 +1,14 @@
-"""The gate inspector in real headless Chromium (Debian's package) driven by Playwright."""
+"""The gate inspector in real headless Chromium (Debian's package) driven by Playwright (the
+``browser`` fixture is in conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# flags for a root, offline, sandboxed CI machine (see the python machine notes)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HEATMAP_STATS = """() => {
     const canvas = document.getElementById("heatmap");
     const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
@@ -27,18 +16,8 @@ HEATMAP_STATS = """() => {
     for (let i = 0; i < pixels.length; i += 4) seen.add(`${pixels[i]},${pixels[i + 1]},${pixels[i + 2]}`);
     return [canvas.width, seen.size];
 }"""
+HEATMAP_LEFT = 48  # pixels of unit labels left of the cells (inspect.js)
 REVIEW = "a wonderful , moving film with great acting and a superb story . i loved it ! but the plot was dull"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does this)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements/dev.txt")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def expected_units(matrix: list[list[float]], span: tuple[int, int], threshold: float) -> list[int]:
@@ -65,6 +44,15 @@ def marked_span(matrix: list[list[float]]) -> tuple[int, float]:
     raise AssertionError("no unit marks any token")
 
 
+def analyse(page, text: str) -> None:
+    """Type ``text`` into the page, press Analyze and wait until the page shows it (the page
+    opens on its example, analysed, so a heatmap is there before the new one)."""
+    page.fill("#text", text)
+    page.click("#analyze")
+    shown = "t => document.getElementById('results').dataset.text === t"
+    page.wait_for_function(shown, arg=text, timeout=20_000)
+
+
 def test_inspector_renders_the_served_activations(server, browser) -> None:
     base, _ = server
     trace = httpx.post(f"{base}/v1/trace", json={"text": REVIEW, "max_tokens": 200}).json()
@@ -76,9 +64,7 @@ def test_inspector_renders_the_served_activations(server, browser) -> None:
     )
     page.goto(f"{base}/")
     page.click("text=Gate inspector")
-    page.fill("#text", REVIEW)
-    page.click("#analyze")
-    page.wait_for_selector("#heatmap[data-rendered=true]", timeout=20_000)
+    analyse(page, REVIEW)
 
     tokens = page.locator("#tokens .tok")
     assert tokens.count() == len(trace["tokens"])
@@ -86,9 +72,11 @@ def test_inspector_renders_the_served_activations(server, browser) -> None:
     shown = [float(tokens.nth(i).get_attribute("data-running")) for i in range(tokens.count())]
     assert shown == pytest.approx(saliency["running"], abs=1e-9)
     assert page.inner_text("#label") == trace["prediction"]["label"]
-    # the heatmap is tokens wide, and holds more than one colour
+    # the heatmap holds more than one colour, a column per token
     width, colours = page.evaluate(HEATMAP_STATS)
-    assert width % len(trace["tokens"]) == 0 and colours > 10
+    assert colours > 10
+    cell = float(page.get_attribute("#heatmap", "data-cell"))
+    assert width == pytest.approx(HEATMAP_LEFT + cell * len(trace["tokens"]), abs=1)
     assert page.locator("#tabs button").count() == 6
 
     # choose a token and a threshold that some unit of the input gate marks, then ask the page

@@ -115,6 +115,23 @@ def test_score(tmp_path, tiny_imdb, bundle) -> None:
     assert figures["score_one_worker"]["peak_rss_mb"] > 0 and figures["http"]["clients"] == 4
 
 
+def test_match(tmp_path, tiny_imdb, bundle) -> None:
+    from app.match_index import main as build_index
+
+    index = tmp_path / "index.npz"
+    build_index(
+        ["--data", str(tiny_imdb), "--model-dir", str(bundle), "--output", str(index), "--threshold", "0.1"]
+    )
+    options = ["--data", str(tiny_imdb), "--bundle", str(bundle), "--index", str(index), "--queries", "6"]
+    figures = benchmark("match", *options, "--k", "3", results=tmp_path)["figures"]
+    assert figures["index"]["reviews"] == 24 and figures["index"]["file_mb"] > 0
+    assert 0 < figures["queries"] <= 6 and figures["units_per_query"] >= 1
+    for where in ("in_process", "http"):
+        for query in ("match", "contexts"):
+            timing = figures[where][query]
+            assert 0 < timing["p50_ms"] <= timing["p95_ms"] <= timing["max_ms"], (where, query)
+
+
 def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
     results = {
         "saliency": {
