@@ -76,6 +76,12 @@ class ReloadRejected(ServiceError):
     status_code, code = 409, "reload_rejected"
 
 
+class NoGates(ServiceError):
+    """A gate trace asked of a model without recurrent gates (a Transformer encoder)."""
+
+    status_code, code = 409, "no_gates"
+
+
 class ModelNotFound(ServiceError):
     """An Open Inference Protocol request named a model this server does not serve."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime
 
-from app.errors import EmptyText, InvalidRequest
+from app.errors import EmptyText, InvalidRequest, NoGates
 from app.gates import GATE_NAMES, direction_gates
 from app.workpool import Deadline
 from model.bundle import LABELS
@@ -73,7 +73,13 @@ class TraceView:
     decimals: int | None = None
 
     def check(self, config: ModelConfig) -> None:
-        """:class:`InvalidRequest` naming what the model does not have."""
+        """:class:`InvalidRequest` naming what the model does not have; :class:`NoGates` for a
+        model with no gates at all."""
+        if not config.recurrent:
+            raise NoGates(
+                f"the served model is a {config.cell} encoder: it has no recurrent gates to trace "
+                "(a gate trace needs an RNN, GRU or LSTM model); /v1/trace/saliency works for every model"
+            )
         names = GATE_NAMES[config.cell]
         if self.layers and max(self.layers) >= config.num_layers:
             raise InvalidRequest(f"layers: the model has {config.num_layers} (0 to {config.num_layers - 1})")

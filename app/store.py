@@ -72,7 +72,8 @@ class ModelStore:
         model = _read_bundle(self.settings)
         try:
             model.infer([model.encode("A warm-up review. It was fine!").ids])
-            model.trace("Warm-up.", max_tokens=4)
+            if model.config.recurrent:  # a Transformer has no gates to trace
+                model.trace("Warm-up.", max_tokens=4)
         except Exception as error:
             raise BundleError(f"{self.settings.model_dir}: warm-up inference failed ({error})") from error
         return model
@@ -177,7 +178,7 @@ def _check_consistency(
         )
     if config.num_classes != len(LABELS):
         raise BundleError(f"{folder / ONNX_FILE}: {config.num_classes} classes; this service serves {LABELS}")
-    kinds = "WRBP" if config.cell == "peephole" else "WRB"
+    kinds = {"peephole": "WRBP", "transformer": ""}.get(config.cell, "WRB")  # the weights traces read
     missing = [
         f"{k}_{layer}" for layer in range(config.num_layers) for k in kinds if f"{k}_{layer}" not in weights
     ]
@@ -199,7 +200,8 @@ def _check_consistency(
 def _check_graph(folder: Path, session: onnxruntime.InferenceSession, config: ModelConfig) -> None:
     inputs = {i.name for i in session.get_inputs()}
     outputs = {o.name for o in session.get_outputs()}
-    wanted = {"probabilities"} | {f"hidden_{layer}" for layer in range(config.num_layers)}
+    traced = range(config.num_layers if config.recurrent else 0)  # a Transformer has no states to trace
+    wanted = {"probabilities"} | {f"hidden_{layer}" for layer in traced}
     if inputs != {"token_ids", "lengths"} or not wanted <= outputs:
         raise BundleError(
             f"{folder / ONNX_FILE}: graph inputs {sorted(inputs)} / outputs {sorted(outputs)} "

@@ -10,7 +10,10 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
 * ``lmanchor``: the language model against its Kneser-Ney anchor, from
   ``experiments/results/lm_anchor.json`` (``python -m experiments.lm_anchor``);
 * ``benchmarks``: the benchmark results, rendered by ``benchmarks.render.markdown`` from
-  ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them.
+  ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them;
+* ``speed``, ``lengths`` and ``claims``: the limits page's tables, rendered by
+  ``experiments.render.section`` from ``experiments/results/*.json`` (the variant study and the
+  long-range task).
 
 Nothing here is measured or written by hand: a figure on those pages comes from a record.
 """
@@ -32,6 +35,8 @@ RECIPE_RUNS = REPO / "runs"  # where `make model` writes the steps of recipes/sh
 RECORD_FILE = "run-record.json"  # training.recipe.RECORD_FILE (mkdocs runs this file without torch)
 RESULTS = REPO / "benchmarks" / "results"
 LM_ANCHOR = REPO / "experiments" / "results" / "lm_anchor.json"
+EXPERIMENT_RESULTS = REPO / "experiments" / "results"
+EXPERIMENT_SECTIONS = ("speed", "lengths", "claims")
 MARKER = re.compile(r"^<!-- generated: ([a-z]+) -->$", flags=re.MULTILINE)
 
 
@@ -147,11 +152,22 @@ def benchmarks_page(results: Path = RESULTS) -> str:
     return "\n\n".join(markdown(results).values())  # each section carries its own heading
 
 
+def experiments_section(name: str, results: Path = EXPERIMENT_RESULTS) -> str:
+    """A table of the limits page, rendered by ``experiments.render`` from ``results``."""
+    if str(REPO) not in sys.path:  # as for the benchmarks: mkdocs imports this file on its own
+        sys.path.insert(0, str(REPO))
+    from experiments.render import section
+
+    return section(name, results)
+
+
 def on_files(files: Files, config: MkDocsConfig, **_: object) -> Files:
     """MkDocs hook: the plots the benchmarks wrote beside their results, published beside the
-    benchmarks page that shows them."""
+    benchmarks page that shows them; the experiments' plots, under ``experiments/``."""
     for plot in sorted(RESULTS.glob("*.png")):
         files.append(File.generated(config, plot.name, abs_src_path=str(plot)))
+    for plot in sorted(EXPERIMENT_RESULTS.glob("*.png")):
+        files.append(File.generated(config, f"experiments/{plot.name}", abs_src_path=str(plot)))
     return files
 
 
@@ -202,11 +218,12 @@ def generated(name: str) -> str:
         return lm_anchor_table()
     if name == "recipe":
         return recipe_runs()
+    if name in EXPERIMENT_SECTIONS:
+        return experiments_section(name)
     tables = {"runs": runs_table, "ablation": ablation_table}
     if name not in tables:
-        raise ValueError(
-            f"no generated part named {name!r} (known: benchmarks, recipe, lmanchor, {', '.join(tables)})"
-        )
+        known = ", ".join(["benchmarks", "recipe", "lmanchor", *EXPERIMENT_SECTIONS, *tables])
+        raise ValueError(f"no generated part named {name!r} (known: {known})")
     return tables[name](load_runs())
 
 

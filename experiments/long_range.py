@@ -1,16 +1,20 @@
 """The vanishing gradient made visible: a synthetic long-range dependency task.
 
-    python -m experiments.long_range --length 100 --output docs
+    python -m experiments.long_range --lengths 50 100 200 500 1000 2000 --output experiments/results
 
 Each sequence starts with a marker token (``A`` or ``B``) that decides its label; the
 ``length - 1`` tokens after it are random noise. A unidirectional network with ``last``
 pooling must carry the first token's information across the whole sequence. The script trains
-the plain RNN, GRU, LSTM and peephole LSTM of :mod:`model.network` on it under one budget, and
+the plain RNN, GRU, LSTM and peephole LSTM of :mod:`model.network`, and the Transformer encoder
+of :mod:`model.transformer`, on it under one budget at each of ``--lengths``, and records each
+one's accuracy on fresh sequences and its training time per step. At the first length it also
 measures, at initialisation and after training, the norm of the loss gradient with respect to
 each time step's input, ``||dL/dx_t||``: for the plain RNN it shrinks exponentially with the
 distance from the end, for the gated cells it does not.
 
-Prints a table, writes ``long_range.json`` and ``long_range.png`` into ``--output``.
+Prints a table, writes ``long_range.json`` and ``long_range.png`` (the gradients) into
+``--output``, and with several lengths ``long_range_lengths.png`` (accuracy and time per step
+against the length).
 """
 
 from __future__ import annotations
@@ -18,15 +22,22 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
-from model.config import ModelConfig
+from model.config import CELLS, ModelConfig
 from model.network import SentimentClassifier, pool
 
 MARKERS = (2, 3)  # label 0 starts with token 2, label 1 with token 3
@@ -48,7 +59,7 @@ def set_memory_bias(model: SentimentClassifier, bias: float) -> None:
     to set, which is the point of the comparison. sigma(3) = 0.95 keeps about 0.95^T of the
     first token's trace after T steps, against sigma(1)^T = 0.73^T with the default bias of 1.
     """
-    if model.config.cell == "rnn":
+    if model.config.cell in ("rnn", "transformer"):
         return
     hidden = model.config.hidden_size
     # PyTorch gate blocks: LSTM (i, f, g, o) -> forget is block 1; GRU (r, z, n) -> update is block 1
@@ -60,17 +71,23 @@ def set_memory_bias(model: SentimentClassifier, bias: float) -> None:
 
 
 def build(cell: str, hidden_size: int, seed: int, memory_bias: float | None = None) -> SentimentClassifier:
-    """A one-layer, one-direction classifier reading the sequence and deciding at its end."""
+    """A one-layer, one-direction classifier reading the sequence and deciding at its end.
+
+    The Transformer's one layer has one attention head (the task needs one look-up: where is
+    the marker) and a feed-forward block ``4 * hidden_size`` wide, the paper's ratio, which
+    puts its parameters near the LSTM's.
+    """
     torch.manual_seed(seed)
     config = ModelConfig(
         vocab_size=VOCAB_SIZE,
         embed_dim=16,
-        hidden_size=hidden_size,
+        hidden_size=hidden_size if cell != "transformer" else 4 * hidden_size,
         bidirectional=False,
         cell=cell,
         pooling="last",
         embed_dropout=0.0,
         dropout=0.0,
+        num_heads=1,
     )
     model = SentimentClassifier(config)
     if memory_bias is not None:
@@ -87,7 +104,7 @@ def input_gradient_norms(model: SentimentClassifier, ids: Tensor, labels: Tensor
     lengths = torch.full((ids.shape[0],), ids.shape[1])
     inputs = model.embedding(ids).detach().requires_grad_(True)  # [B, T, E]
     outputs = model.encoder(inputs, lengths)
-    pooled = pool(outputs, lengths, model.config.pooling, model.config.hidden_size)
+    pooled = pool(outputs, lengths, model.config.pooling, model.config.direction_dim)
     loss = nn.functional.cross_entropy(model.head(pooled), labels)
     (gradient,) = torch.autograd.grad(loss, inputs)
     return gradient.norm(dim=2).mean(dim=0).tolist()
@@ -95,19 +112,36 @@ def input_gradient_norms(model: SentimentClassifier, ids: Tensor, labels: Tensor
 
 @dataclass
 class Result:
-    """One cell's run: accuracy on fresh sequences, training time, gradient profiles."""
+    """One cell's run at one length: accuracy on fresh sequences, training time, and (when
+    measured) gradient profiles."""
 
     cell: str
+    length: int
     accuracy: float
     final_loss: float
     seconds: float
-    gradients_at_init: list[float]
-    gradients_trained: list[float]
+    parameters: int
+    gradients_at_init: list[float] | None = None
+    gradients_trained: list[float] | None = None
 
     @property
-    def first_to_last(self) -> float:
+    def first_to_last(self) -> float | None:
         """Gradient norm reaching the first token over that at the last, at initialisation."""
+        if not self.gradients_at_init:
+            return None
         return self.gradients_at_init[0] / self.gradients_at_init[-1]
+
+
+def evaluate(model: SentimentClassifier, length: int, seed: int, examples: int = 1000) -> float:
+    """Accuracy on ``examples`` fresh sequences, in chunks of 50: a Transformer's attention over
+    2,000 tokens holds ``chunk x length^2`` scores at once."""
+    model.eval()
+    ids, labels = make_batch(examples, length, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        predicted = torch.cat(
+            [model(chunk, torch.full((len(chunk),), length)).argmax(1) for chunk in ids.split(50)]
+        )
+    return (predicted == labels).float().mean().item()
 
 
 def run_cell(
@@ -119,11 +153,12 @@ def run_cell(
     seed: int,
     lr: float = 1e-2,
     memory_bias: float | None = None,
+    gradients: bool = True,
 ) -> Result:
-    """Train one cell on the task and measure it."""
+    """Train one cell on the task and measure it (its gradient profiles when ``gradients``)."""
     model = build(cell, hidden_size, seed, memory_bias)
     probe = make_batch(256, length, torch.Generator().manual_seed(seed + 1))
-    at_init = input_gradient_norms(model, *probe)
+    at_init = input_gradient_norms(model, *probe) if gradients else None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.full((batch_size,), length)
@@ -137,27 +172,21 @@ def run_cell(
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
     seconds = time.perf_counter() - started
-    model.eval()
-    ids, labels = make_batch(1000, length, torch.Generator().manual_seed(seed + 2))
-    with torch.no_grad():
-        accuracy = (model(ids, torch.full((1000,), length)).argmax(1) == labels).float().mean().item()
+    accuracy = evaluate(model, length, seed + 2)
     return Result(
         cell=cell,
+        length=length,
         accuracy=accuracy,
         final_loss=loss.item(),
         seconds=round(seconds, 1),
+        parameters=sum(parameter.numel() for parameter in model.parameters()),
         gradients_at_init=at_init,
-        gradients_trained=input_gradient_norms(model, *probe),
+        gradients_trained=input_gradient_norms(model, *probe) if gradients else None,
     )
 
 
-def plot(results: Sequence[Result], length: int, path: Path) -> None:
+def plot_gradients(results: Sequence[Result], length: int, path: Path) -> None:
     """Gradient norm per time step, at initialisation and after training, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for result in results:
         label = f"{result.cell} (accuracy {result.accuracy:.2f})"
@@ -174,49 +203,92 @@ def plot(results: Sequence[Result], length: int, path: Path) -> None:
     plt.close(figure)
 
 
+def plot_lengths(results: Sequence[Result], steps: int, path: Path) -> None:
+    """Accuracy and training seconds per step against the sequence length, one line per cell."""
+    figure, (accuracy_axis, time_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for cell in dict.fromkeys(result.cell for result in results):
+        mine = [result for result in results if result.cell == cell]
+        lengths = [result.length for result in mine]
+        accuracy_axis.plot(lengths, [result.accuracy for result in mine], marker="o", label=cell)
+        time_axis.plot(lengths, [result.seconds / steps for result in mine], marker="o", label=cell)
+    accuracy_axis.set(title="accuracy on 1,000 fresh sequences", ylim=(0.4, 1.02), ylabel="accuracy")
+    time_axis.set(title="training time per step", yscale="log", ylabel="seconds")
+    for axis in (accuracy_axis, time_axis):
+        axis.set(xscale="log", xlabel="sequence length (tokens)")
+        axis.grid(alpha=0.3)
+    accuracy_axis.axhline(0.5, color="grey", linestyle=":")
+    time_axis.legend()
+    figure.suptitle("The label is the first token: where each cell stops carrying it")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(description="Long-range dependency task: RNN vs GRU vs LSTM.")
-    parser.add_argument("--length", type=int, default=100, help="sequence length")
-    parser.add_argument("--steps", type=int, default=400, help="training steps per cell")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--hidden-size", type=int, default=32)
+    parser = argparse.ArgumentParser(description="Long-range dependency task: RNN, GRU, LSTMs, Transformer.")
+    parser.add_argument(
+        "--lengths",
+        "--length",
+        type=int,
+        nargs="+",
+        default=[100],
+        help="sequence lengths, each trained from scratch; gradient profiles at the first",
+    )
+    parser.add_argument("--steps", type=int, default=400, help="training steps per cell and length")
+    parser.add_argument("--batch-size", type=int, default=32, help="sequences per training step")
+    parser.add_argument("--hidden-size", type=int, default=32, help="hidden units of each cell")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm", "peephole"])
+    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS), help="cells to train")
     parser.add_argument(
         "--memory-bias",
         type=float,
         help="start the LSTM forget-gate / GRU update-gate bias here (default: the model's own init)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and of the sequences")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for the JSON and plot")
+    parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for the JSON and plots")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = [
-        run_cell(
-            cell,
-            args.length,
-            args.steps,
-            args.batch_size,
-            args.hidden_size,
-            args.seed,
-            args.lr,
-            args.memory_bias,
-        )
-        for cell in args.cells
-    ]
-    print(f"{'cell':10} {'accuracy':>8} {'loss':>7} {'seconds':>7} {'|g_0|/|g_T| at init':>20}")
-    for r in results:
-        print(f"{r.cell:10} {r.accuracy:8.3f} {r.final_loss:7.4f} {r.seconds:7.1f} {r.first_to_last:20.3g}")
+    started = time.perf_counter()
+    results = []
+    print(f"{'cell':12} {'length':>6} {'accuracy':>8} {'loss':>7} {'seconds':>7} {'|g_0|/|g_T| at init':>20}")
+    for length in args.lengths:
+        for cell in args.cells:
+            result = run_cell(
+                cell,
+                length,
+                args.steps,
+                args.batch_size,
+                args.hidden_size,
+                args.seed,
+                args.lr,
+                args.memory_bias,
+                gradients=length == args.lengths[0],
+            )
+            ratio = "" if result.first_to_last is None else f"{result.first_to_last:20.3g}"
+            print(
+                f"{cell:12} {length:6} {result.accuracy:8.3f} {result.final_loss:7.4f} "
+                f"{result.seconds:7.1f} {ratio}",
+                flush=True,
+            )
+            results.append(result)
     args.output.mkdir(parents=True, exist_ok=True)
     record = {
+        "command": "python -m experiments.long_range " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {k: v if not isinstance(v, Path) else str(v) for k, v in vars(args).items()},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s)",
+        "minutes": round((time.perf_counter() - started) / 60, 1),
         "results": [{**r.__dict__, "first_to_last": r.first_to_last} for r in results],
     }
     (args.output / "long_range.json").write_text(json.dumps(record, indent=1) + "\n")
-    plot(results, args.length, args.output / "long_range.png")
-    print(f"wrote {args.output / 'long_range.json'} and {args.output / 'long_range.png'}")
+    first = [result for result in results if result.length == args.lengths[0]]
+    plot_gradients(first, args.lengths[0], args.output / "long_range.png")
+    written = ["long_range.json", "long_range.png"]
+    if len(args.lengths) > 1:
+        plot_lengths(results, args.steps, args.output / "long_range_lengths.png")
+        written.append("long_range_lengths.png")
+    print(f"wrote {', '.join(written)} into {args.output}")
 
 
 if __name__ == "__main__":

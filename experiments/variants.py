@@ -1,20 +1,24 @@
-"""The course's comparison, measured: plain RNN, GRU, LSTM, peephole LSTM, bidirectional LSTM
-and a 2-layer LSTM, trained under one fixed budget on the same data.
+"""The course's comparison, measured: plain RNN, GRU, LSTM, peephole LSTM, bidirectional LSTM,
+a 2-layer LSTM and the Transformer encoder that replaced them, trained under one fixed budget on
+the same data.
 
     python -m experiments.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
-        --epochs 2 --output runs/variants --docs docs
+        --limit-reviews 1000 --epochs 2 --max-tokens 200 --output runs/variants --docs docs
 
 The dataset is read and tokenised once; every variant then gets the same training settings
 (the config file and flags: epochs, batch size, learning rate, data slice...), is exported
-and evaluated through onnxruntime like any bundle, and its time per review is measured on
-validation reviews, one at a time. Writes ``variants.md`` (a table) and ``variants.png`` into
-``--docs``, and the measurements, ``variants.json``, into ``--output`` beside the runs.
+and evaluated through onnxruntime like any bundle; its training speed (tokens per second over
+its epochs) comes from the training loop, and its time per review is measured on validation
+reviews, one at a time and in batches of 64. Writes ``variants.md`` (a table) and
+``variants.png`` into ``--docs``, and the measurements, ``variants.json``, into ``--results``
+(committed: the docs render their tables from it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -29,6 +33,7 @@ import torch
 
 from experiments.timing import time_sequences
 from model.bundle import ONNX_FILE, load_card
+from model.config import ModelConfig
 from model.network import SentimentClassifier
 from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, add_arguments, load_run_config
@@ -44,7 +49,21 @@ VARIANTS: dict[str, dict] = {
     "peephole LSTM": {"cell": "peephole", "bidirectional": False, "num_layers": 1},
     "BiLSTM": {"cell": "lstm", "bidirectional": True, "num_layers": 1},
     "2-layer LSTM": {"cell": "lstm", "bidirectional": False, "num_layers": 2},
+    "Transformer": {"cell": "transformer", "bidirectional": False, "num_layers": 1},
 }
+
+
+def variant_model(name: str, model: dict) -> dict:
+    """The ``[model]`` table of variant ``name``: the run's, with the variant's keys.
+
+    The Transformer's feed-forward block is ``2 * hidden_size`` wide: with ``embed_dim`` equal
+    to ``hidden_size`` (128 in configs/default.toml) its encoder then has the LSTM's parameter
+    count (132,736 against 132,096), the same budget.
+    """
+    settings = {**model, **VARIANTS[name]}
+    if settings["cell"] == "transformer":
+        settings["hidden_size"] = 2 * model.get("hidden_size", ModelConfig.hidden_size)
+    return settings
 
 
 def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, output: Path) -> dict:
@@ -52,7 +71,7 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
     folder = output / name.lower().replace(" ", "-")
     folder.mkdir(parents=True, exist_ok=True)
     variant = RunConfig(
-        model={**config.model, **VARIANTS[name]}, train=replace(config.train, output=str(folder))
+        model=variant_model(name, config.model), train=replace(config.train, output=str(folder))
     )
     set_seed(variant.train.seed)
     model = SentimentClassifier(variant.model_config(len(tokenizer.vocabulary)))
@@ -87,7 +106,10 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
         "validation_accuracy": card["metrics"]["validation"]["accuracy"],
         "test_accuracy": card["metrics"]["test"]["accuracy"],
         "test_examples": card["metrics"]["test"]["examples"],
+        "train_tokens_per_second": round(sum(h["tokens_per_second"] for h in history) / len(history)),
         "ms_per_review": round(timing["single_ms_median"], 3),
+        "batched_ms_per_review": round(timing["batched_ms_per_review"], 3),
+        "timed_reviews": timing["reviews"],
         "median_tokens": timing["median_tokens"],
     }
 
@@ -95,29 +117,48 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
 HAND_WRITTEN = "<!-- The text from here on is written by hand"
 
 
-def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, output: Path) -> None:
-    """The table (markdown) and one plot into ``docs``; the data (JSON) into ``output``."""
+def budget(config: RunConfig) -> str:
+    """The budget every variant trained under, in words."""
+    train = config.train
+    reviews = f"{train.limit_reviews:,} reviews per part and label" if train.limit_reviews else "all reviews"
+    return (
+        f"Same data ({reviews}, first {train.max_tokens} tokens), vocabulary and embeddings "
+        f"({train.embeddings}); {train.epochs} epoch(s) at most, batch {train.batch_size}, "
+        f"learning rate {train.learning_rate}, pooling `{config.model.get('pooling', 'concat')}`, "
+        f"{config.model.get('hidden_size', ModelConfig.hidden_size)} units per direction"
+    )
+
+
+def machine(config: RunConfig) -> str:
+    """Where it ran: the processor, its cores and the torch threads used."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
+
+
+def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, results: Path) -> None:
+    """The table (markdown) and one plot into ``docs``; the data (JSON) into ``results``."""
     docs.mkdir(parents=True, exist_ok=True)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "variants.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    results.mkdir(parents=True, exist_ok=True)
+    record = {"command": command, "budget": budget(config), "machine": machine(config), "rows": rows}
+    (results / "variants.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [
         "# Recurrent cells compared under one budget",
         "",
         f"Command: `{command}`",
         "",
-        f"Same data, vocabulary, embeddings ({config.train.embeddings}), "
-        f"{config.train.epochs} epoch(s) at most, batch {config.train.batch_size}, "
-        f"learning rate {config.train.learning_rate}, pooling `{config.model.get('pooling', 'concat')}`, "
-        f"{config.model.get('hidden_size', 128)} units per direction; "
-        "accuracy through onnxruntime; time per review: onnxruntime, 1 thread, one review at a time, "
-        f"median over 300 validation reviews (median {rows[0]['median_tokens']} tokens).",
+        f"{budget(config)}; {machine(config)}. "
+        "Accuracy through onnxruntime; training tokens/s: the training loop's, over its epochs; "
+        "time per review: onnxruntime, 1 thread, one review at a time (median) and in batches of 64 "
+        f"(mean per review), over {rows[0]['timed_reviews']} validation reviews "
+        f"(median {rows[0]['median_tokens']} tokens).",
         "",
-        "| variant | parameters | s / epoch | validation acc. | test acc. | ms / review |",
-        "|---|---|---|---|---|---|",
+        "| variant | parameters | s / epoch | train tokens/s | validation acc. | test acc. "
+        "| ms / review | ms / review, batched |",
+        "|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['variant']} | {r['parameters']:,} | {r['seconds_per_epoch']} | "
-            f"{r['validation_accuracy']:.4f} | {r['test_accuracy']:.4f} ({r['test_examples']:,}) | "
-            f"{r['ms_per_review']} |"
+            f"{r['train_tokens_per_second']:,} | {r['validation_accuracy']:.4f} | "
+            f"{r['test_accuracy']:.4f} ({r['test_examples']:,}) | {r['ms_per_review']} | "
+            f"{r['batched_ms_per_review']} |"
             for r in rows
         ),
         "",
@@ -128,13 +169,15 @@ def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, 
     # the page's prose after HAND_WRITTEN is the docs' own, kept across reruns
     _, marker, prose = page.read_text().partition(HAND_WRITTEN) if page.exists() else ("", "", "")
     page.write_text("\n".join(lines) + marker + prose)
-    figure, (accuracy_axis, time_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (accuracy_axis, speed_axis, time_axis) = plt.subplots(1, 3, figsize=(15, 4))
     names = [r["variant"] for r in rows]
     accuracy_axis.bar(names, [r["test_accuracy"] for r in rows])
     accuracy_axis.set(title="test accuracy (ONNX)", ylim=(0.5, 1.0))
+    speed_axis.bar(names, [r["train_tokens_per_second"] for r in rows])
+    speed_axis.set(title="training tokens per second")
     time_axis.bar(names, [r["ms_per_review"] for r in rows])
     time_axis.set(title="ms per review (onnxruntime, 1 thread)")
-    for axis in (accuracy_axis, time_axis):
+    for axis in (accuracy_axis, speed_axis, time_axis):
         axis.tick_params(axis="x", rotation=30)
         axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
@@ -147,7 +190,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train every recurrent variant under one budget.")
     add_arguments(parser)
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="folder for the table and plot")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("experiments/results"),
+        help="folder for variants.json, the measurements the docs render",
+    )
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="variants to train"
+    )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if "." in k}
     try:
@@ -167,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     command = "python -m experiments.variants " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_report(rows, config, command, args.docs, output)
+    write_report(rows, config, command, args.docs, args.results)
     print(f"wrote {args.docs / 'variants.md'}")
 
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_type_hints
 
-Cell = Literal["lstm", "peephole", "gru", "rnn"]
+Cell = Literal["lstm", "peephole", "gru", "rnn", "transformer"]
 Pooling = Literal["last", "max", "mean", "concat"]
 
-CELLS: tuple[str, ...] = ("lstm", "peephole", "gru", "rnn")
+CELLS: tuple[str, ...] = ("lstm", "peephole", "gru", "rnn", "transformer")
+RECURRENT_CELLS: tuple[str, ...] = ("lstm", "peephole", "gru", "rnn")  # the cells with gates to trace
 POOLINGS: tuple[str, ...] = ("last", "max", "mean", "concat")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild the network (and its ONNX graph) from its weights."""
+    """Everything needed to rebuild the network (and its ONNX graph) from its weights.
+
+    For ``cell = "transformer"`` (:mod:`model.transformer`) the layers are self-attention
+    encoder layers of width ``embed_dim`` with ``num_heads`` heads, ``hidden_size`` is the width
+    of their feed-forward block, and ``bidirectional`` must be false: attention already reads
+    both ways.
+    """
 
     vocab_size: int
     embed_dim: int = 128
@@ -29,6 +36,7 @@ class ModelConfig:
     dropout: float = 0.3
     word_dropout: float = 0.0
     locked_dropout: bool = False
+    num_heads: int = 4
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -41,12 +49,30 @@ class ModelConfig:
             "hidden_size",
             "num_layers",
             "num_classes",
+            "num_heads",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("embed_dropout", "dropout", "word_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.cell == "transformer":
+            self._check_transformer()
+
+    def _check_transformer(self) -> None:
+        if self.bidirectional:
+            raise ValueError("a transformer attends both ways already: set bidirectional = false")
+        if self.embed_dim % (2 * self.num_heads):
+            # heads split embed_dim evenly; the sinusoidal positions pair its dimensions (sin, cos)
+            raise ValueError(
+                f"a transformer needs embed_dim divisible by 2 * num_heads, got {self.embed_dim} "
+                f"and {self.num_heads} heads"
+            )
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the encoder is recurrent (has gates a trace can show), not a transformer."""
+        return self.cell in RECURRENT_CELLS
 
     @property
     def num_directions(self) -> int:
@@ -54,9 +80,14 @@ class ModelConfig:
         return 2 if self.bidirectional else 1
 
     @property
+    def direction_dim(self) -> int:
+        """Width of one direction's output at one time step (a transformer's is ``embed_dim``)."""
+        return self.hidden_size if self.recurrent else self.embed_dim
+
+    @property
     def encoder_dim(self) -> int:
         """Width of one time step of the encoder's output (all directions)."""
-        return self.hidden_size * self.num_directions
+        return self.direction_dim * self.num_directions
 
     @property
     def pooled_dim(self) -> int:

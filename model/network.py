@@ -1,5 +1,7 @@
 """The sentiment network: embedding -> recurrent encoder -> masked pooling -> linear classifier.
 
+(Or a Transformer encoder in place of the recurrent one: :mod:`model.transformer`.)
+
 Batches are padded at the end and run *without* ``pack_padded_sequence`` (5-10x slower on CPU),
 yet every review gets exactly the result it would get alone at its own length:
 
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from model.config import ModelConfig
+from model.transformer import TransformerEncoder
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
@@ -174,7 +177,7 @@ class SentimentClassifier(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=config.pad_id)
         self.embed_dropout = make_dropout(config.embed_dropout, config.locked_dropout)
-        self.encoder = RecurrentEncoder(config)
+        self.encoder = RecurrentEncoder(config) if config.recurrent else TransformerEncoder(config)
         self.head_dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.pooled_dim, config.num_classes)
 
@@ -200,5 +203,5 @@ class SentimentClassifier(nn.Module):
         """
         x = self.embed_dropout(embedded)  # [B, T, E]
         outputs = self.encoder(x, lengths)  # [B, T, D*H]
-        pooled = pool(outputs, lengths, self.config.pooling, self.config.hidden_size)
+        pooled = pool(outputs, lengths, self.config.pooling, self.config.direction_dim)
         return self.head(self.head_dropout(pooled))  # [B, classes]

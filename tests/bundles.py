@@ -31,7 +31,9 @@ def make_bundle(
     max_tokens: int = 64,
     seed: int = 0,
 ) -> tuple[Path, SentimentClassifier, Tokenizer]:
-    """Write a random-weight bundle of the given architecture; returns (folder, model, tokenizer)."""
+    """Write a random-weight bundle of the given architecture; returns (folder, model, tokenizer).
+
+    A ``transformer`` (with ``bidirectional=False``) has 4 heads and a feed-forward block 6 wide."""
     vocabulary = Vocabulary.build([tokenize(text) for text in CORPUS], max_size=100)
     tokenizer = Tokenizer(vocabulary)
     torch.manual_seed(seed)

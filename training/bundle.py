@@ -153,7 +153,11 @@ def _card(folder, model, config, history, evaluations, parity, record: TrainingR
             "outputs": {
                 "probabilities": "float32 [batch, 2]",
                 "logits": "float32 [batch, 2]",
-                "hidden_<layer>": "float32 [time, directions, batch, hidden]",
+                **(
+                    {"hidden_<layer>": "float32 [time, directions, batch, hidden]"}
+                    if model.config.recurrent
+                    else {}  # a Transformer's graph has no recurrent states to trace
+                ),
             },
         },
         "packages": _versions(),
@@ -162,6 +166,12 @@ def _card(folder, model, config, history, evaluations, parity, record: TrainingR
 
 def describe(config: ModelConfig) -> str:
     """One line naming the architecture, e.g. 'embedding 128 -> BiLSTM 1x128 -> concat pooling'."""
+    if not config.recurrent:
+        return (
+            f"embedding {config.vocab_size}x{config.embed_dim} -> Transformer encoder "
+            f"{config.num_layers}x{config.embed_dim} ({config.num_heads} heads, feed-forward "
+            f"{config.hidden_size}) -> {config.pooling} pooling -> linear {config.num_classes}"
+        )
     cell = {"lstm": "LSTM", "peephole": "peephole LSTM", "gru": "GRU", "rnn": "RNN"}[config.cell]
     prefix = "bidirectional " if config.bidirectional else ""
     return (

@@ -118,7 +118,7 @@ class TrainConfig:
 # such a default out (``--word-dropout 0``) changes nothing.
 ADDED_LATER = {
     "train": ("pseudo_soft", "adversarial_epsilon", "vat_epsilon", "vat_xi"),
-    "model": ("word_dropout", "locked_dropout"),
+    "model": ("word_dropout", "locked_dropout", "num_heads"),
 }
 
 
@@ -136,16 +136,17 @@ class RunConfig:
 
 _MODEL_HELP = {
     "embed_dim": "embedding width",
-    "hidden_size": "hidden units per direction and layer",
-    "num_layers": "stacked recurrent layers",
+    "hidden_size": "hidden units per direction and layer (a transformer's feed-forward width)",
+    "num_layers": "stacked recurrent (or transformer) layers",
     "bidirectional": "read the review in both directions",
-    "cell": f"recurrent cell: {', '.join(CELLS)}",
+    "cell": f"encoder cell: {', '.join(CELLS)}",
     "pooling": f"pooling over time: {', '.join(POOLINGS)}",
     "embed_dropout": "dropout on the embeddings",
     "dropout": "dropout between layers and before the classifier",
     "word_dropout": "drop whole words: each vocabulary row zeroed with this probability per batch (AWD-LSTM)",
     "locked_dropout": "one dropout mask per review for all its time steps (variational dropout), "
     "wherever dropout acts on a sequence: the embeddings, between layers, a language model's outputs",
+    "num_heads": "attention heads of a transformer (cell = transformer)",
 }
 
 

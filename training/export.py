@@ -2,13 +2,14 @@
 
 The graph is written with ``onnx.helper`` from the network's weights and its
 :class:`ModelConfig`, using the standard recurrent ops (``LSTM`` — with ``P`` for peepholes —,
-``GRU``, ``RNN``) with the review lengths wired to ``sequence_lens``. Building it directly
+``GRU``, ``RNN``) with the review lengths wired to ``sequence_lens`` (a Transformer encoder's
+layers: :mod:`training.export_transformer`). Building it directly
 (rather than tracing) keeps both axes symbolic and every op standard, and the parity checks
 below compare it with PyTorch on real reviews.
 
 Graph inputs: ``token_ids`` int64 ``[batch, time]`` padded at the end, ``lengths`` int64
-``[batch]``. Outputs: ``logits`` and ``probabilities`` ``[batch, classes]`` and, per layer,
-``hidden_{layer}`` ``[time, directions, batch, hidden]`` (the ONNX recurrent ops' ``Y``).
+``[batch]``. Outputs: ``logits`` and ``probabilities`` ``[batch, classes]`` and, per recurrent
+layer, ``hidden_{layer}`` ``[time, directions, batch, hidden]`` (the ONNX recurrent ops' ``Y``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from model.bundle import CONFIG_PROPERTY, onnx_session, read_onnx
 from model.config import ModelConfig
 from model.inputs import pad_batch
 from model.network import SentimentClassifier
+from training.export_transformer import transformer_nodes, transformer_state
 
 OPSET = 17
 # PyTorch stores gate blocks as LSTM (i, f, g, o) and GRU (r, z, n); ONNX wants
@@ -75,7 +77,11 @@ def _layer_initializers(model: SentimentClassifier, layer: int) -> list[np.ndarr
 def _recurrent_nodes(model: SentimentClassifier) -> tuple[list, list, str, str]:
     """Nodes of the stacked encoder: returns (nodes, initializers, top output, last state)."""
     config = model.config
-    nodes, initializers, x = [], [], "embedded_tbe"
+    nodes = [
+        helper.make_node("Transpose", ["embedded"], ["embedded_tbe"], perm=[1, 0, 2]),  # [T, B, E]
+        helper.make_node("Cast", ["lengths"], ["sequence_lens"], to=TensorProto.INT32),
+    ]
+    initializers, x = [], "embedded_tbe"
     direction = "bidirectional" if config.bidirectional else "forward"
     for layer in range(config.num_layers):
         names = [f"{kind}_{layer}" for kind in ("W", "R", "B", "P")]
@@ -164,12 +170,11 @@ def build_onnx(model: SentimentClassifier, metadata: dict[str, str] | None = Non
     head_w = model.head.weight.detach().numpy().astype(np.float32)
     head_b = model.head.bias.detach().numpy().astype(np.float32)
     make = helper.make_node
-    recurrent, weights, encoded, last_state = _recurrent_nodes(model)
+    encoder_nodes = _recurrent_nodes if config.recurrent else transformer_nodes
+    encoder, weights, encoded, last_state = encoder_nodes(model)
     nodes = [
         make("Gather", ["embedding", "token_ids"], ["embedded"], axis=0),  # [B, T, E]
-        make("Transpose", ["embedded"], ["embedded_tbe"], perm=[1, 0, 2]),  # [T, B, E]
-        make("Cast", ["lengths"], ["sequence_lens"], to=TensorProto.INT32),
-        *recurrent,
+        *encoder,
         *_pooling_nodes(config, encoded, last_state),
         make("Gemm", ["pooled", "head_weight", "head_bias"], ["logits"], transB=1),
         make("Softmax", ["logits"], ["probabilities"], axis=-1),
@@ -189,7 +194,7 @@ def build_onnx(model: SentimentClassifier, metadata: dict[str, str] | None = Non
                 helper.make_tensor_value_info(
                     f"hidden_{layer}", TensorProto.FLOAT, ["time", dims, "batch", config.hidden_size]
                 )
-                for layer in range(config.num_layers)
+                for layer in range(config.num_layers if config.recurrent else 0)  # a trace's inputs
             ),
         ],
         initializer=[
@@ -309,6 +314,8 @@ def model_from_onnx(path: str | Path) -> SentimentClassifier:
         "head.weight": weights["head_weight"],
         "head.bias": weights["head_bias"],
     }
+    if not config.recurrent:
+        return _load(config, {**state, **transformer_state(weights, config.num_layers)})
     for layer in range(config.num_layers):
         for direction in range(config.num_directions):
             prefix = f"encoder.layers.{layer}.{direction}."
@@ -320,6 +327,11 @@ def model_from_onnx(path: str | Path) -> SentimentClassifier:
             if config.cell == "peephole":
                 p_i, p_o, p_f = np.split(weights[f"P_{layer}"][direction], 3)
                 state[prefix + "peephole"] = np.concatenate([p_i, p_f, p_o])
+    return _load(config, state)
+
+
+def _load(config: ModelConfig, state: dict) -> SentimentClassifier:
+    """A network of ``config`` holding ``state`` (numpy arrays or tensors), in eval mode."""
     model = SentimentClassifier(config)
-    model.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in state.items()})
+    model.load_state_dict({name: torch.as_tensor(np.array(value)) for name, value in state.items()})
     return model.eval()

@@ -56,6 +56,9 @@ class LanguageModel(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if not config.recurrent:
+            # self-attention over the whole review sees the very word it is asked to predict
+            raise ValueError("a Transformer encoder cannot be pretrained as a language model here")
         if config.bidirectional and config.num_layers > 1:
             # A second layer's forward direction reads the first layer's backward outputs,
             # which have already seen the token it is asked to predict.

@@ -65,3 +65,29 @@ def test_with_a_memory_bias_gated_cells_learn_where_the_rnn_cannot() -> None:
     }
     assert results["lstm"].accuracy > 0.95
     assert results["rnn"].accuracy < 0.65
+
+
+def test_several_lengths_give_a_row_per_cell_and_length_and_the_length_plot(tmp_path) -> None:
+    long_range.main(
+        ["--lengths", "6", "10", "--steps", "2", "--cells", "lstm", "transformer", "--output", str(tmp_path)]
+    )
+    record = json.loads((tmp_path / "long_range.json").read_text())
+    assert [(r["cell"], r["length"]) for r in record["results"]] == [
+        ("lstm", 6),
+        ("transformer", 6),
+        ("lstm", 10),
+        ("transformer", 10),
+    ]
+    # gradient profiles at the first length only: a Transformer's over 2,000 tokens would not fit
+    assert [r["gradients_at_init"] is not None for r in record["results"]] == [True, True, False, False]
+    assert record["command"].startswith("python -m experiments.long_range --lengths 6 10")
+    assert (tmp_path / "long_range_lengths.png").stat().st_size > 0
+
+
+def test_the_transformer_finds_the_marker_wherever_it_is() -> None:
+    """Attention looks the first token up from the last in one step: a short run learns it."""
+    torch.set_num_threads(1)
+    result = long_range.run_cell("transformer", 60, 150, 32, 16, seed=0, lr=3e-3, gradients=False)
+    assert result.accuracy > 0.95
+    rnn = long_range.build("rnn", 16, seed=0)
+    assert result.parameters > sum(p.numel() for p in rnn.parameters())  # not a smaller model winning

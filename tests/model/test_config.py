@@ -46,8 +46,21 @@ def test_invalid_values_are_rejected(kwargs: dict, match: str) -> None:
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_every_cell_and_pooling_is_accepted(cell: str, pooling: str) -> None:
-    config = ModelConfig(vocab_size=10, cell=cell, pooling=pooling, dropout=0.0)
+    config = ModelConfig(
+        vocab_size=10, cell=cell, pooling=pooling, dropout=0.0, bidirectional=cell != "transformer"
+    )
     assert (config.cell, config.pooling) == (cell, pooling)
+
+
+def test_a_transformer_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="bidirectional = false"):
+        ModelConfig(vocab_size=10, cell="transformer")  # attention reads both ways already
+    with pytest.raises(ValueError, match="divisible by 2 \\* num_heads"):
+        ModelConfig(vocab_size=10, cell="transformer", bidirectional=False, embed_dim=12, num_heads=4)
+    config = ModelConfig(vocab_size=10, cell="transformer", bidirectional=False, embed_dim=16, hidden_size=64)
+    # its outputs are embed_dim wide; hidden_size is the feed-forward block's width
+    assert (config.recurrent, config.encoder_dim, config.pooled_dim) == (False, 16, 48)
+    assert ModelConfig(vocab_size=10, hidden_size=64).encoder_dim == 128  # a BiLSTM's two directions
 
 
 def test_to_dict_from_dict_round_trip() -> None:

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import CELLS, POOLINGS, ModelConfig
+from model.config import POOLINGS, RECURRENT_CELLS, ModelConfig
 from model.network import LockedDropout, SentimentClassifier, make_direction, pool, reverse_padded
+from model.transformer import sinusoidal_positions
+
+# every encoder: the recurrent cells in one or two directions, the Transformer in its one
+ENCODERS = [(cell, bidirectional) for cell in RECURRENT_CELLS for bidirectional in (False, True)]
+ENCODERS.append(("transformer", False))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -43,7 +48,7 @@ def reference_direction(cell: str, params: dict[str, np.ndarray], x: np.ndarray)
     return np.stack(outputs)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", RECURRENT_CELLS)
 def test_each_cell_matches_its_equations(cell: str) -> None:
     torch.manual_seed(1)
     direction = make_direction(cell, input_size=5, hidden_size=4)
@@ -90,14 +95,17 @@ def test_pooling_ignores_padding() -> None:
 
 @pytest.mark.parametrize(
     ("cell", "bidirectional", "num_layers", "pooling"),
-    list(itertools.product(CELLS, (False, True), (1, 2), POOLINGS)),
+    [
+        (*encoder, layers, pooling)
+        for encoder, layers, pooling in itertools.product(ENCODERS, (1, 2), POOLINGS)
+    ],
 )
 def test_padded_batch_equals_each_review_alone(
     cell: str, bidirectional: bool, num_layers: int, pooling: str
 ) -> None:
     torch.manual_seed(3)
-    config = ModelConfig(vocab_size=40, embed_dim=6, hidden_size=5, num_layers=num_layers,
-                         bidirectional=bidirectional, cell=cell, pooling=pooling)  # fmt: skip
+    config = ModelConfig(vocab_size=40, embed_dim=8, hidden_size=5, num_layers=num_layers,
+                         bidirectional=bidirectional, cell=cell, pooling=pooling, num_heads=2)  # fmt: skip
     model = SentimentClassifier(config).eval()
     lengths = torch.tensor([7, 3, 1, 5])
     ids = torch.randint(2, 40, (4, 7))
@@ -112,6 +120,30 @@ def test_padded_batch_equals_each_review_alone(
     assert (batched - alone).abs().max() < 1e-6
     assert (batched - batched_noisy_pads).abs().max() < 1e-6
     assert batched.shape == (4, 2)
+
+
+def test_sinusoidal_positions_follow_the_paper() -> None:
+    positions = sinusoidal_positions(50, 8)  # [T, E]: sin at even dimensions, cos at odd ones
+    assert positions.shape == (50, 8)
+    assert torch.equal(positions[0], torch.tensor([0.0, 1.0] * 4))
+    t, i = 37, 2  # PE(t, 2i) = sin(t / 10000^(2i / E)), PE(t, 2i + 1) = the cosine
+    angle = t / 10000 ** (2 * i / 8)
+    assert torch.allclose(
+        positions[t, 2 * i : 2 * i + 2], torch.tensor([np.sin(angle), np.cos(angle)]).float()
+    )
+
+
+def test_the_transformer_reads_word_order_through_its_positions() -> None:
+    torch.manual_seed(6)
+    config = ModelConfig(vocab_size=30, embed_dim=8, hidden_size=16, bidirectional=False,
+                         cell="transformer", pooling="mean", num_heads=2, dropout=0.0)  # fmt: skip
+    model = SentimentClassifier(config).eval()
+    ids, lengths = torch.tensor([[5, 6, 7, 8, 9]]), torch.tensor([5])
+    with torch.no_grad():
+        # mean pooling of attention without positions would not see a reordering at all
+        difference = (model(ids, lengths) - model(ids.flip(1), lengths)).abs().max()
+    assert difference > 1e-4
+    assert sum(p.numel() for p in model.encoder.parameters()) > 0
 
 
 def test_backward_direction_reads_the_review_from_its_end() -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from onnx.reference import ReferenceEvaluator
 
-from model.config import CELLS, POOLINGS, ModelConfig
+from model.config import CELLS, POOLINGS, RECURRENT_CELLS, ModelConfig
 from model.inputs import pad_batch
 from model.network import SentimentClassifier
 from training.evaluate import onnx_session
@@ -25,9 +25,11 @@ from training.export import (
 
 
 def tiny_model(cell: str, bidirectional: bool = True, num_layers: int = 2, pooling: str = "concat"):
+    """A tiny network; a Transformer's is one-directional, as it must be, with 2 heads."""
     torch.manual_seed(5)
+    bidirectional = bidirectional and cell != "transformer"
     config = ModelConfig(vocab_size=60, embed_dim=8, hidden_size=6, num_layers=num_layers,
-                         bidirectional=bidirectional, cell=cell, pooling=pooling)  # fmt: skip
+                         bidirectional=bidirectional, cell=cell, pooling=pooling, num_heads=2)  # fmt: skip
     model = SentimentClassifier(config)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -43,7 +45,10 @@ def random_reviews(count: int = 12, seed: int = 0) -> list[list[int]]:
 
 @pytest.mark.parametrize(
     ("cell", "bidirectional", "num_layers", "pooling"),
-    list(itertools.product(CELLS, (False, True), (1, 2), POOLINGS)),
+    [
+        *itertools.product(RECURRENT_CELLS, (False, True), (1, 2), POOLINGS),
+        *itertools.product(["transformer"], (False,), (1, 2), POOLINGS),
+    ],
 )
 def test_every_configuration_exports_exactly(tmp_path, cell, bidirectional, num_layers, pooling) -> None:
     model = tiny_model(cell, bidirectional, num_layers, pooling)
@@ -53,7 +58,7 @@ def test_every_configuration_exports_exactly(tmp_path, cell, bidirectional, num_
     assert report.min_length == 1
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", RECURRENT_CELLS)
 def test_graph_uses_the_standard_recurrent_op(cell: str) -> None:
     proto = build_onnx(tiny_model(cell))
     ops = [node for node in proto.graph.node if node.op_type in ("LSTM", "GRU", "RNN")]
@@ -63,6 +68,22 @@ def test_graph_uses_the_standard_recurrent_op(cell: str) -> None:
         assert (len(node.input) == 8 and node.input[7].startswith("P_")) == (cell == "peephole")
     assert proto.opset_import[0].version >= 17
     onnx.checker.check_model(proto, full_check=True)
+
+
+def test_a_transformer_graph_is_attention_with_no_recurrent_op_or_hidden_output(tmp_path) -> None:
+    proto = build_onnx(tiny_model("transformer"))
+    ops = {node.op_type for node in proto.graph.node}
+    assert not ops & {"LSTM", "GRU", "RNN"}
+    assert {"LayerNormalization", "Softmax", "Sin", "Cos"} <= ops
+    assert [output.name for output in proto.graph.output] == ["logits", "probabilities"]
+    onnx.checker.check_model(proto, full_check=True)
+    # no length is baked in: the sinusoids are computed for the input's own length
+    onnx.save(proto, tmp_path / "model.onnx")
+    ids, lengths = pad_batch([[5] * 3000, [7, 8]])
+    probabilities = onnx_session(tmp_path / "model.onnx").run(
+        ["probabilities"], {"token_ids": ids, "lengths": lengths}
+    )[0]
+    assert probabilities.shape == (2, 2) and np.isfinite(probabilities).all()
 
 
 def test_inputs_have_symbolic_batch_and_time() -> None:

@@ -67,6 +67,12 @@ def test_stacked_bidirectional_encoder_is_refused() -> None:
         LanguageModel(ModelConfig(vocab_size=50, num_layers=2, bidirectional=True))
 
 
+def test_a_transformer_encoder_is_refused() -> None:
+    # without a causal mask its attention reads the very word it is asked to predict
+    with pytest.raises(ValueError, match="Transformer encoder cannot be pretrained"):
+        LanguageModel(ModelConfig(vocab_size=50, cell="transformer", bidirectional=False))
+
+
 def test_adaptive_cutoffs_follow_word_frequency_ranks() -> None:
     assert adaptive_cutoffs(20000) == [500, 4000]
     for size in (3, 10, 50, 20000):
