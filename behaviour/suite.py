@@ -44,6 +44,8 @@ class Case:
 class Test:
     """A named test of one capability, its kind and its cases."""
 
+    __test__ = False  # not a pytest class
+
     name: str
     capability: str
     kind: str  # "MFT", "INV" or "DIR"

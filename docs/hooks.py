@@ -8,7 +8,9 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
   (``python -m training.recipe``, ``runs/*/run-record.json``, the same fields); without them,
   how to make them;
 * ``benchmarks``: the benchmark results, rendered by ``benchmarks.render.markdown`` from
-  ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them.
+  ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them;
+* ``behaviour`` and ``remedies``: the behavioural suite's result and the fine-tuning ablation,
+  rendered by ``behaviour.render`` from ``behaviour/results/{suite,ablation}.json``.
 
 Nothing here is measured or written by hand: a figure on those pages comes from a record.
 """
@@ -144,6 +146,15 @@ def benchmarks_page(results: Path = RESULTS) -> str:
     return "\n\n".join(markdown(results).values())  # each section carries its own heading
 
 
+def behaviour_part(name: str) -> str:
+    """The suite's (``behaviour``) or the ablation's (``remedies``) tables."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from behaviour.render import ablation_markdown, suite_markdown
+
+    return suite_markdown() if name == "behaviour" else ablation_markdown()
+
+
 def on_files(files: Files, config: MkDocsConfig, **_: object) -> Files:
     """MkDocs hook: the plots the benchmarks wrote beside their results, published beside the
     benchmarks page that shows them."""
@@ -158,9 +169,12 @@ def generated(name: str) -> str:
         return benchmarks_page()
     if name == "recipe":
         return recipe_runs()
+    if name in ("behaviour", "remedies"):
+        return behaviour_part(name)
     tables = {"runs": runs_table, "ablation": ablation_table}
     if name not in tables:
-        raise ValueError(f"no generated part named {name!r} (known: benchmarks, recipe, {', '.join(tables)})")
+        known = ", ".join(["benchmarks", "recipe", "behaviour", "remedies", *tables])
+        raise ValueError(f"no generated part named {name!r} (known: {known})")
     return tables[name](load_runs())
 
 

@@ -39,7 +39,7 @@ from model.tokenizer import NUMBER, PLACEHOLDERS, UNK, Tokenizer, Vocabulary
 from training import counterfactual, templates
 from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, TrainConfig
-from training.data import Splits, load_imdb, stratified_split
+from training.data import Splits, load_imdb, stratified_split, take_per_label
 from training.export import model_from_onnx
 from training.loop import fit, set_seed
 
@@ -121,9 +121,10 @@ def run(args: argparse.Namespace, command: str) -> Path:
     config = RunConfig(
         model={k: v for k, v in model.config.to_dict().items() if k != "vocab_size"}, train=train
     )
-    dataset = load_imdb(args.data)
+    dataset = load_imdb(args.data, expect_full=not args.limit_reviews)
     # the shipped run's split: its validation reviews were never trained on, here either
-    train_reviews, validation = stratified_split(dataset.train, train.validation_fraction, train.seed)
+    labelled = take_per_label(dataset.train, args.limit_reviews)
+    train_reviews, validation = stratified_split(labelled, train.validation_fraction, train.seed)
     texts, targets, described = training_mixture(args, train_reviews, random.Random(args.seed))
     cap = train.max_tokens
 
@@ -133,7 +134,9 @@ def run(args: argparse.Namespace, command: str) -> Path:
     splits = Splits(
         train=([tokenizer.encode(text, cap) for text in texts], targets),
         validation=encode(validation),
-        test=encode(dataset.test),  # measured for the card; never chooses anything
+        test=encode(
+            take_per_label(dataset.test, args.limit_reviews)
+        ),  # measured for the card; never chooses anything
         unlabelled_tokens=[],
         train_tokens=[],
         unlabelled_texts=[],
@@ -175,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="examples per batch")
     parser.add_argument("--seed", type=int, default=29, help="seed for the mixture, dropout and order")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--limit-reviews",
+        type=int,
+        default=0,
+        help="IMDB reviews per part and label (0: all); for smoke runs",
+    )
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "training.finetune", *(sys.argv[1:] if argv is None else argv)])
     try:
