@@ -155,9 +155,11 @@ def _placeholder(word: str, kind: int) -> list[str]:
         return [URL]
     if kind == 2:
         return [USER]
-    if float(word.replace(",", "")) > 10:
+    try:
+        value = float(word.replace(",", ""))
+    except ValueError:  # several points: a date or a version, "26.10.2004"
         return [NUMBER]
-    return _TOKEN.findall(word)  # a rating-sized number reads as under version 1
+    return [NUMBER] if value > 10 else _TOKEN.findall(word)  # ratings read as under version 1
 
 
 def _pieces(text: str):

@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, command: str) -> Path:
         return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
 
     splits = Splits(
-        train=([tokenizer.encode(text, cap) for text in texts], targets),
+        train=([tokenizer.encode(text, args.train_max_tokens) for text in texts], targets),
         validation=encode(validation),
         test=encode(
             take_per_label(dataset.test, args.limit_reviews)
@@ -172,12 +172,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--insertion-rate", type=float, default=0.0, help="share of reviews given an irrelevant insertion"
     )
-    parser.add_argument("--replay", type=int, default=5000, help="IMDB training reviews in the mixture")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs over the mixture")
+    parser.add_argument("--replay", type=int, default=2000, help="IMDB training reviews in the mixture")
+    parser.add_argument(
+        "--train-max-tokens",
+        type=int,
+        default=256,
+        help="tokens of each training text kept (the first ones; evaluation keeps the bundle's cap)",
+    )
+    parser.add_argument("--epochs", type=int, default=1, help="epochs over the mixture")
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="peak AdamW learning rate")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per batch")
     parser.add_argument("--seed", type=int, default=29, help="seed for the mixture, dropout and order")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (one runs best on a busy machine)"
+    )
     parser.add_argument(
         "--limit-reviews",
         type=int,

@@ -262,6 +262,7 @@ def test_html_break_pattern_stays_linear_on_long_space_runs() -> None:
         ("@united thank you http://t.co/abc.", ["<user>", "thank", "you", "<url>", "."]),
         ("see www.imdb.com/title/tt01, now", ["see", "<url>", ",", "now"]),
         ("in 1999 with 1,000 extras", ["in", "<number>", "with", "<number>", "extras"]),
+        ("seen 26.10.2004, 3.5 stars", ["seen", "<number>", ",", "3", ".", "5", "stars"]),
         # ratings stay as typed; numbers joined to letters or hyphens are words as before
         ("7.5/10 and 4 out of 10", ["7", ".", "5", "/", "10", "and", "4", "out", "of", "10"]),
         ("the 7th 10-star 1950s film", ["the", "7th", "10-star", "1950s", "film"]),
