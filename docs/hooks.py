@@ -14,6 +14,8 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
 * ``speed``, ``lengths`` and ``claims``: the limits page's tables, rendered by
   ``experiments.render.section`` from ``experiments/results/*.json`` (the variant study and the
   long-range task).
+* ``behaviour`` and ``remedies``: the behavioural suite's result and the fine-tuning ablation,
+  rendered by ``behaviour.render`` from ``behaviour/results/{suite,ablation}.json``.
 
 Nothing here is measured or written by hand: a figure on those pages comes from a record.
 """
@@ -161,6 +163,15 @@ def experiments_section(name: str, results: Path = EXPERIMENT_RESULTS) -> str:
     return section(name, results)
 
 
+def behaviour_part(name: str) -> str:
+    """The suite's (``behaviour``) or the ablation's (``remedies``) tables."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from behaviour.render import ablation_markdown, suite_markdown
+
+    return suite_markdown() if name == "behaviour" else ablation_markdown()
+
+
 def on_files(files: Files, config: MkDocsConfig, **_: object) -> Files:
     """MkDocs hook: the plots the benchmarks wrote beside their results, published beside the
     benchmarks page that shows them; the experiments' plots, under ``experiments/``."""
@@ -218,11 +229,15 @@ def generated(name: str) -> str:
         return lm_anchor_table()
     if name == "recipe":
         return recipe_runs()
+    if name in ("behaviour", "remedies"):
+        return behaviour_part(name)
     if name in EXPERIMENT_SECTIONS:
         return experiments_section(name)
     tables = {"runs": runs_table, "ablation": ablation_table}
     if name not in tables:
-        known = ", ".join(["benchmarks", "recipe", "lmanchor", *EXPERIMENT_SECTIONS, *tables])
+        known = ", ".join(
+            ["benchmarks", "recipe", "lmanchor", "behaviour", "remedies", *EXPERIMENT_SECTIONS, *tables]
+        )
         raise ValueError(f"no generated part named {name!r} (known: {known})")
     return tables[name](load_runs())
 

@@ -16,7 +16,14 @@ from pathlib import Path
 
 PAD = "<pad>"
 UNK = "<unk>"
-TOKENIZER_VERSION = 1
+# Version 1 reads every character as typed. Version 2 also reads a URL as ``<url>``, a handle
+# (@name) as ``<user>`` and a number above 10 as ``<number>``: they name no sentiment, and a
+# model should not move when one is added or changed. Numbers up to 10 stay as typed, as
+# ratings ("7/10", "4 out of 10") carry it. A tokenizer file states its version, so a bundle made
+# under version 1 is read as it was trained.
+TOKENIZER_VERSION = 2  # the newest version this code reads and writes
+URL, USER, NUMBER = "<url>", "<user>", "<number>"
+PLACEHOLDERS = (URL, USER, NUMBER)
 
 # IMDB reviews carry HTML line breaks (`<br />`); they separate sentences, so they become spaces.
 # (One optional "/" between two optional runs of spaces: `\s*/?\s*` would backtrack
@@ -27,6 +34,14 @@ _QUOTES = ("\u2019", "\u2018", "\u02bc", "`")
 # A word is letters/digits, optionally joined by apostrophes or hyphens ("o'clock", "well-made");
 # anything else that is not a space is one punctuation token.
 _TOKEN = re.compile(r"[^\W_]+(?:['\-][^\W_]+)*|[^\w\s]|_")
+# Version 2 looks for a URL (ending before trailing punctuation), a handle and a number standing
+# alone ("1,999.5", not "7th" nor "10-star") before a word; group 1, 2, 3 says which it found.
+_TOKEN_V2 = re.compile(
+    r"((?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)'\]])"
+    r"|(?<!\w)(@\w+)"
+    r"|(?<![^\W_])([0-9]+(?:[.,][0-9]+)*)(?![^\W_]|['\-][^\W_])"
+    r"|" + _TOKEN.pattern
+)
 # Contractions split the way the Penn Treebank does: "don't" -> "do" "n't", "it's" -> "it" "'s".
 _NEGATION = re.compile(r"^(.+)(n't)$")
 _CLITIC = re.compile(r"^(.+)('s|'re|'ve|'ll|'d|'m)$")
@@ -89,8 +104,10 @@ def _split_contraction(word: str) -> list[str]:
     return [word]
 
 
-def tokenize(text: str, limit: int | None = None) -> list[str]:
-    """Split a review into word, contraction and punctuation tokens (after :func:`normalize`).
+def tokenize(text: str, limit: int | None = None, version: int = 1) -> list[str]:
+    """Split a review into word, contraction and punctuation tokens (after :func:`normalize`);
+    ``version`` 2 also reads URLs, handles and numbers above 10 as placeholders (see
+    :data:`TOKENIZER_VERSION`).
 
     With ``limit``, stop once more than ``limit`` tokens are found. Then only the prefix of the
     text that holds them is normalised, in pieces of about ``PIECE_CHARS`` characters, so the
@@ -101,7 +118,7 @@ def tokenize(text: str, limit: int | None = None) -> list[str]:
     """
     text = _HTML_BREAK.sub(" ", text)
     if limit is None:
-        return _tokens(_finish(unicodedata.normalize("NFKC", text)))
+        return _tokens(_finish(unicodedata.normalize("NFKC", text)), version=version)
     tokens: list[str] = []
     pending = ""  # normalised text after the last whitespace: its last token may go on
     for piece, last in _pieces(text):
@@ -112,21 +129,37 @@ def tokenize(text: str, limit: int | None = None) -> list[str]:
             continue
         cut = len(normalized) if last else space.end()
         ready, pending = pending + normalized[:cut], normalized[cut:]
-        tokens += _tokens(_finish(ready), limit + 1 - len(tokens))
+        tokens += _tokens(_finish(ready), limit + 1 - len(tokens), version)
         if len(tokens) > limit:
             break
     return tokens
 
 
-def _tokens(normalized: str, most: int | None = None) -> list[str]:
+def _tokens(normalized: str, most: int | None = None, version: int = 1) -> list[str]:
     """The tokens of normalised text, contractions split; stop once there are ``most``."""
     tokens: list[str] = []
-    for match in _TOKEN.finditer(normalized):
+    for match in (_TOKEN_V2 if version >= 2 else _TOKEN).finditer(normalized):
         word = match.group()
-        tokens.extend(_split_contraction(word) if "'" in word else (word,))
+        if match.lastindex:  # a version-2 URL, handle or number
+            tokens.extend(_placeholder(word, match.lastindex))
+        else:
+            tokens.extend(_split_contraction(word) if "'" in word else (word,))
         if most is not None and len(tokens) >= most:
             break
     return tokens
+
+
+def _placeholder(word: str, kind: int) -> list[str]:
+    """The tokens of a URL (``kind`` 1), handle (2) or number (3) under version 2."""
+    if kind == 1:
+        return [URL]
+    if kind == 2:
+        return [USER]
+    try:
+        value = float(word.replace(",", ""))
+    except ValueError:  # several points: a date or a version, "26.10.2004"
+        return [NUMBER]
+    return [NUMBER] if value > 10 else _TOKEN.findall(word)  # ratings read as under version 1
 
 
 def _pieces(text: str):
@@ -217,21 +250,27 @@ class Encoded:
 
 
 class Tokenizer:
-    """Text -> token ids, with truncation; the object the bundle's ``tokenizer.json`` describes."""
+    """Text -> token ids, with truncation; the object the bundle's ``tokenizer.json`` describes.
 
-    def __init__(self, vocabulary: Vocabulary) -> None:
+    ``version`` is the tokenisation's (see :data:`TOKENIZER_VERSION`); 1, the first, by default.
+    """
+
+    def __init__(self, vocabulary: Vocabulary, version: int = 1) -> None:
+        if version not in range(1, TOKENIZER_VERSION + 1):
+            raise ValueError(f"tokenizer version must be 1 to {TOKENIZER_VERSION}, got {version}")
         self.vocabulary = vocabulary
+        self.version = version
 
     def tokenize(self, text: str) -> list[str]:
         """Tokens of ``text`` (see :func:`tokenize`)."""
-        return tokenize(text)
+        return tokenize(text, version=self.version)
 
     def encode_text(self, text: str, max_tokens: int | None = None) -> Encoded:
         """Tokens and ids of ``text``, keeping the first ``max_tokens`` when given (and reading
         no further into the text than they need)."""
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        return self.encode_tokens(tokenize(text, max_tokens), max_tokens)
+        return self.encode_tokens(tokenize(text, max_tokens, self.version), max_tokens)
 
     def encode_tokens(self, tokens: Sequence[str], max_tokens: int | None = None) -> Encoded:
         """Ids of already tokenised text, keeping the first ``max_tokens`` when given.
@@ -253,7 +292,7 @@ class Tokenizer:
         """Write the tokenizer and vocabulary as JSON."""
         payload = {
             "tokenizer": "imdb-lstm-word",
-            "version": TOKENIZER_VERSION,
+            "version": self.version,
             "pad": PAD,
             "unk": UNK,
             "itos": list(self.vocabulary.itos),
@@ -267,9 +306,10 @@ class Tokenizer:
             payload = json.loads(Path(path).read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from error
-        if not isinstance(payload, dict) or payload.get("version") != TOKENIZER_VERSION:
-            raise ValueError(f"{path}: not a version-{TOKENIZER_VERSION} tokenizer file")
+        version = payload.get("version") if isinstance(payload, dict) else None
+        if type(version) is not int or not 1 <= version <= TOKENIZER_VERSION:
+            raise ValueError(f"{path}: not a tokenizer file of version 1 to {TOKENIZER_VERSION}")
         itos = payload.get("itos")
         if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
             raise ValueError(f"{path}: 'itos' must be a list of strings")
-        return cls(Vocabulary(tuple(itos)))
+        return cls(Vocabulary(tuple(itos)), version)

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("app", "model", "training")
-LAB = {"benchmarks", "experiments"}
+LAB = {"benchmarks", "experiments", "behaviour"}
 
 
 def imported_packages(source: str) -> set[str]:

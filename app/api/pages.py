@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 INDEX = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{TITLE}</title>
 <link rel="stylesheet" href="/static/inspect.css"></head><body><h1>{TITLE}</h1><ul>
 <li><a href="/inspect">Gate inspector</a>: look inside the LSTM as it reads a review</li>
+<li><a href="/inspect/contrast">Contrast two texts</a>: a review and its minimal edit, side by side</li>
 <li><a href="/docs">API documentation</a></li><li><a href="/v1/model">Model card</a></li>
 <li><a href="/metrics">Metrics</a></li></ul></body></html>"""
 
@@ -80,6 +81,12 @@ async def index() -> HTMLResponse:
 async def inspect() -> FileResponse:
     """The gate inspector page."""
     return FileResponse(STATIC / "inspect.html")
+
+
+@router.get("/inspect/contrast")
+async def inspect_contrast() -> FileResponse:
+    """The contrast view: two texts' running sentiment and gates, token by token."""
+    return FileResponse(STATIC / "contrast.html")
 
 
 @router.get("/docs")

@@ -191,7 +191,7 @@ def test_tokenizer_save_load_round_trip(tokenizer: Tokenizer, tmp_path) -> None:
     path = tmp_path / "tokenizer.json"
     tokenizer.save(path)
     payload = json.loads(path.read_text(encoding="utf-8"))
-    assert payload["version"] == TOKENIZER_VERSION
+    assert payload["version"] == tokenizer.version == 1  # the first version unless asked
     assert payload["itos"][:2] == [PAD, UNK]
     loaded = Tokenizer.load(path)
     assert loaded.vocabulary == tokenizer.vocabulary
@@ -254,3 +254,40 @@ def test_html_break_pattern_stays_linear_on_long_space_runs() -> None:
     # `<br\s*/?\s*>` backtracked quadratically here (minutes for 100k spaces)
     assert tokenize("<br" + " " * 100_000) == ["<", "br"]
     assert tokenize("a<br / >b<BR>c<br/>d") == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("@united thank you http://t.co/abc.", ["<user>", "thank", "you", "<url>", "."]),
+        ("see www.imdb.com/title/tt01, now", ["see", "<url>", ",", "now"]),
+        ("in 1999 with 1,000 extras", ["in", "<number>", "with", "<number>", "extras"]),
+        ("seen 26.10.2004, 3.5 stars", ["seen", "<number>", ",", "3", ".", "5", "stars"]),
+        # ratings stay as typed; numbers joined to letters or hyphens are words as before
+        ("7.5/10 and 4 out of 10", ["7", ".", "5", "/", "10", "and", "4", "out", "of", "10"]),
+        ("the 7th 10-star 1950s film", ["the", "7th", "10-star", "1950s", "film"]),
+        ("me@x.com a_b @ x", ["me", "@", "x", ".", "com", "a", "_", "b", "@", "x"]),
+    ],
+)
+def test_version_2_reads_urls_handles_and_numbers_as_placeholders(text: str, expected: list[str]) -> None:
+    assert tokenize(text, version=2) == expected
+
+
+def test_version_1_reads_urls_handles_and_numbers_as_typed() -> None:
+    assert tokenize("@united in 1999 http://t.co/abc") == [
+        "@", "united", "in", "1999", "http", ":", "/", "/", "t", ".", "co", "/", "abc"
+    ]  # fmt: skip
+
+
+def test_a_tokenizer_keeps_its_version_through_save_and_load(tmp_path) -> None:
+    tokenizer = Tokenizer(Vocabulary((PAD, UNK, "<url>", "great")), version=2)
+    tokenizer.save(tmp_path / "tokenizer.json")
+    loaded = Tokenizer.load(tmp_path / "tokenizer.json")
+    assert loaded.version == 2
+    assert loaded.encode("great http://x.io") == [3, 2]
+    assert Tokenizer(tokenizer.vocabulary).encode("great http://x.io") == [3, 1, 1, 1, 1, 1, 1, 1]
+
+
+def test_a_tokenizer_refuses_an_unknown_version() -> None:
+    with pytest.raises(ValueError, match="version"):
+        Tokenizer(Vocabulary((PAD, UNK)), version=TOKENIZER_VERSION + 1)

@@ -80,6 +80,12 @@ TRICKY = st.lists(
             "\u3000",
             "\xa0",
             "!",
+            "http://",
+            "www.",
+            "@",
+            "1",
+            "42",
+            ",",
         ]
     ),
     max_size=80,
@@ -91,12 +97,14 @@ TRICKY = st.lists(
     st.one_of(TRICKY, TEXT), st.integers(min_value=1, max_value=30), st.integers(min_value=1, max_value=24)
 )
 def test_a_capped_tokenisation_reads_pieces_but_equals_the_whole(text: str, cap: int, piece: int) -> None:
-    """Normalising only the prefix that the cap needs, in pieces, gives the whole text's tokens."""
-    everything = tokenize(text)
-    with patch.object(tokenizer_module, "PIECE_CHARS", piece):
-        capped = tokenize(text, cap)
-    assert capped[: cap + 1] == everything[: cap + 1]
-    assert (len(capped) > cap) == (len(everything) > cap)
+    """Normalising only the prefix that the cap needs, in pieces, gives the whole text's tokens,
+    under either version of the tokenisation."""
+    for version in (1, 2):
+        everything = tokenize(text, version=version)
+        with patch.object(tokenizer_module, "PIECE_CHARS", piece):
+            capped = tokenize(text, cap, version)
+        assert capped[: cap + 1] == everything[: cap + 1]
+        assert (len(capped) > cap) == (len(everything) > cap)
 
 
 def test_every_character_expands_at_most_max_expansion() -> None:

@@ -1,0 +1,94 @@
+"""Fine-tuning a bundle: the counterfactual pairs, the templates, the tokenizer upgrade, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.bundle import CARD_FILE, TOKENIZER_FILE, load_card
+from model.tokenizer import NUMBER, PLACEHOLDERS, URL, Tokenizer
+from tests.bundles import make_bundle
+from tests.training.synthetic import write_tiny_imdb
+from training import templates
+from training.counterfactual import flatten, load_pairs, pair_accuracy
+from training.finetune import main, upgrade_tokenizer
+
+
+def _write_pairs(folder: Path, rows: list[tuple[str, str, str]], split: str = "train") -> Path:
+    folder.mkdir(exist_ok=True)
+    lines = ["Sentiment\tText\tbatch_id", *("\t".join(row) for row in rows)]
+    (folder / f"{split}_paired.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+PAIRS = [
+    ("Positive", "a wonderful film", "7"),
+    ("Negative", "an awful film", "7"),
+    ("Negative", '"a ""dull"" plot"', "9"),
+    ("Positive", '"a ""moving"" plot"', "9"),
+]
+
+
+def test_pairs_are_read_by_batch_and_scored_both_right(tmp_path: Path) -> None:
+    pairs = load_pairs(_write_pairs(tmp_path / "cad", PAIRS), "train")
+    assert [(p.batch_id, p.labels) for p in pairs] == [("7", (1, 0)), ("9", (0, 1))]
+    assert pairs[1].texts == ('a "dull" plot', 'a "moving" plot')  # TSV quoting undone
+    texts, labels = flatten(pairs)
+    assert labels == [1, 0, 0, 1] and len(texts) == 4
+    assert pair_accuracy(pairs, [0.9, 0.1, 0.2, 0.8]) == 1.0
+    assert pair_accuracy(pairs, [0.9, 0.1, 0.2, 0.4]) == 0.5  # the second pair's edit is missed
+    assert pair_accuracy(pairs, [0.9, 0.9, 0.1, 0.1]) == 0.0  # each pair half right counts nothing
+
+
+def test_a_pair_that_is_not_one_positive_and_one_negative_is_refused(tmp_path: Path) -> None:
+    folder = _write_pairs(tmp_path / "cad", [("Positive", "a", "1"), ("Positive", "b", "1")])
+    with pytest.raises(ValueError, match="batch 1"):
+        load_pairs(folder, "train")
+
+
+def test_templates_are_reproducible_and_labelled() -> None:
+    texts, targets = templates.template_examples(300, seed=3)
+    assert (texts, targets) == templates.template_examples(300, seed=3)
+    assert set(targets) <= {0.0, 0.5, 0.8, 1.0} and len(set(targets)) == 4
+    assert any("http" in text or "www." in text for text in texts)
+
+
+def test_the_upgraded_tokenizer_adds_placeholders_and_keeps_every_other_answer(tmp_path: Path) -> None:
+    _, model, tokenizer = make_bundle(tmp_path / "tiny")
+    upgraded_tokenizer, upgraded = upgrade_tokenizer(tokenizer, model)
+    assert upgraded_tokenizer.version == 2
+    assert upgraded_tokenizer.vocabulary.itos[-3:] == PLACEHOLDERS
+    assert upgraded.config.vocab_size == len(tokenizer.vocabulary) + 3
+    ids = torch.tensor([tokenizer.encode("a wonderful film with great acting")])
+    with torch.no_grad():
+        assert torch.equal(
+            model.eval()(ids, torch.tensor([ids.shape[1]])), upgraded.eval()(ids, torch.tensor([6]))
+        )
+    assert upgraded_tokenizer.encode("great http://x.io")[-1] == upgraded_tokenizer.vocabulary.itos.index(URL)
+    assert NUMBER in upgraded_tokenizer.tokenize("in 1999")
+
+
+def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> None:
+    bundle, _, _ = make_bundle(tmp_path / "tiny")
+    card = json.loads((bundle / CARD_FILE).read_text())
+    card["train_config"] = {"seed": 1, "validation_fraction": 0.25}
+    (bundle / CARD_FILE).write_text(json.dumps(card))
+    data = write_tiny_imdb(tmp_path / "imdb", per_label=8, unlabelled=2)
+    cad = _write_pairs(tmp_path / "cad", PAIRS)
+    output = tmp_path / "run"
+    main([
+        "--bundle", str(bundle), "--data", str(data), "--output", str(output), "--counterfactual", str(cad),
+        "--templates", "12", "--insertion-rate", "0.5", "--tokenizer-version", "2", "--replay", "6",
+        "--epochs", "1", "--batch-size", "4", "--threads", "1", "--limit-reviews", "8",
+    ])  # fmt: skip
+    written = output / "bundle"
+    assert Tokenizer.load(written / TOKENIZER_FILE).version == 2
+    made = load_card(written)
+    assert made["model_config"]["vocab_size"] == card["model_config"]["vocab_size"] + 3
+    assert (
+        made["metrics"]["test"]["examples"] == 16
+        and "2 counterfactual pairs" in made["training"]["embeddings"]
+    )
