@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.app.test_inspect_page import ARTIFACTS, browser  # noqa: F401 (the browser fixture)
+from tests.app.test_inspect_page import ARTIFACTS  # the browser fixture is in conftest.py
 
 TEXT_A = "a wonderful , moving film with great acting . i loved it"
 TEXT_B = "a dull film with terrible acting . i hated it"
@@ -34,7 +34,7 @@ def lcs_rows(left: list[str], right: list[str]) -> list[tuple[int | None, int | 
     return rows
 
 
-def test_contrast_view_aligns_two_texts_and_shows_where_they_diverge(server, browser) -> None:  # noqa: F811
+def test_contrast_view_aligns_two_texts_and_shows_where_they_diverge(server, browser) -> None:
     base, _ = server
     traces = [
         httpx.post(f"{base}/v1/trace", json={"text": t, "max_tokens": 200}).json() for t in (TEXT_A, TEXT_B)
@@ -90,7 +90,7 @@ def test_contrast_view_aligns_two_texts_and_shows_where_they_diverge(server, bro
     assert not refused
 
 
-def test_contrast_view_shows_api_errors_in_words(server, browser) -> None:  # noqa: F811
+def test_contrast_view_shows_api_errors_in_words(server, browser) -> None:
     base, _ = server
     page = browser.new_page()
     page.goto(f"{base}/inspect/contrast", wait_until="load")
