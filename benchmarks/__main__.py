@@ -1,5 +1,5 @@
-"""``python -m benchmarks model|service|training|hostile|load|ops|score|all``: run a benchmark, write its
-result file (``benchmarks/results/<name>.json``), and print its Markdown section.
+"""``python -m benchmarks model|service|training|hostile|load|ops|score|peers|all``: run a benchmark,
+write its result file (``benchmarks/results/<name>.json``), and print its Markdown section.
 
 ``all`` runs each benchmark in a fresh process, one after the other, so that no thread pool of
 one is left spinning beside the next. A benchmark with bounds (``hostile``, ``load``) exits 1
@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from benchmarks import hostile, load, model_speed, ops, render, results, score, service, training_speed
+from benchmarks.peers import harness as peers
 
 BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "model": (model_speed, "the model in process: roofline, onnxruntime vs PyTorch by batch size, int8/fp16"),
@@ -25,6 +26,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "load": (load, "locust: many clients for a while, nothing may fail"),
     "ops": (ops, "what structured logs, the prediction log and tracing cost a request"),
     "score": (score, "batch scoring (python -m app.score, Ray, HTTP) beside its in-process ceiling"),
+    "peers": (peers, "the service beside BentoML, LitServe, Ray Serve, TorchServe and a tutorial app"),
 }
 
 
