@@ -7,6 +7,7 @@ mismatched bundle ends the process with one clear line instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import threading
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.request_timeout_s + 5,
     )
+    # What is loaded by now (FastAPI, pydantic, numpy, the model) lives as long as the process:
+    # frozen, the cyclic garbage collector stops walking it on every full collection, which a
+    # profile at saturation showed costing about 5 % of the event loop's time
+    gc.freeze()
     DrainingServer(config, app.state.service.drain, settings.drain_s).run()
 
 

@@ -56,6 +56,9 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # No format here shows a record's process or thread: skip looking them up for every record
+    # (an access line a request), as the logging HOWTO's "Optimization" section suggests
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

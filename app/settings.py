@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENTIMENT_", frozen=True)
 
     model_dir: Path = Field(Path("models/default"), description="Model bundle folder to serve.")
-    threads: int = Field(2, ge=1, le=64, description="onnxruntime intra-op threads per inference.")
+    threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads per inference.")
     max_text_chars: int = Field(
         100_000, ge=1, description="Longest accepted text, in characters; longer is a 413."
     )
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         "No effect with one thread.",
     )
     inference_workers: int = Field(
-        1, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."
+        2, ge=1, le=64, description="Batches run at once, each on its own onnxruntime call and threads."
     )
     batching: bool = Field(True, description="Coalesce concurrent requests (dynamic batching).")
     trace_enabled: bool = Field(True, description="Serve /v1/trace.")

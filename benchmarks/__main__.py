@@ -1,4 +1,4 @@
-"""``python -m benchmarks model|service|training|hostile|load|ops|score|match|all``: run a benchmark,
+"""``python -m benchmarks model|service|training|hostile|load|ops|score|lm|match|peers|all``: run a benchmark,
 write its result file (``benchmarks/results/<name>.json``), and print its Markdown section.
 
 ``all`` runs each benchmark in a fresh process, one after the other, so that no thread pool of
@@ -28,6 +28,7 @@ from benchmarks import (
     service,
     training_speed,
 )
+from benchmarks.peers import harness as peers
 
 BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "model": (model_speed, "the model in process: roofline, onnxruntime vs PyTorch by batch size, int8/fp16"),
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "score": (score, "batch scoring (python -m app.score, Ray, HTTP) beside its in-process ceiling"),
     "lm": (lm_speed, "the language model at batch 1: ms per token, time to first token, vs its roofline"),
     "match": (match, "the inspector's Match View and unit contexts over the corpus index"),
+    "peers": (peers, "the service beside BentoML, LitServe, Ray Serve, TorchServe and a tutorial app"),
 }
 
 

@@ -37,7 +37,9 @@ BATCH_SIZES = (1, 8, 32, 64)
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _onnx_runner(session) -> Runner:
+def onnx_runner(session) -> Runner:
+    """``run(ids, lengths)`` of an onnxruntime session: its class probabilities."""
+
     def run(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return session.run(["probabilities"], {"token_ids": ids, "lengths": lengths})[0]
 
@@ -93,7 +95,7 @@ def engines(bundle: Path, sequences: Sequence[Sequence[int]], sizes: Sequence[in
     for threads in (1, 2):
         torch.set_num_threads(threads)
         runners = {
-            "onnxruntime": _onnx_runner(engine.session(bundle / ONNX_FILE, threads)),
+            "onnxruntime": onnx_runner(engine.session(bundle / ONNX_FILE, threads)),
             "pytorch": _torch_runner(network),
         }
         for size in sizes:

@@ -23,6 +23,7 @@ TITLES = {
     "score": "Batch scoring",
     "lm": "The language model",
     "match": "The inspector's corpus index",
+    "peers": "Against the peers",
 }
 VERDICT = {True: "yes", False: "**no**", None: "unknown"}
 
@@ -469,6 +470,107 @@ def _match(figures: dict) -> list[str]:
     ]
 
 
+def _spread(figure: dict, digits: int = 0) -> str:
+    """A figure measured over rounds: its median and range."""
+    return f"{figure['median']:.{digits}f} ({figure['min']:.{digits}f}–{figure['max']:.{digits}f})"
+
+
+def _row_at(server: dict, clients: int) -> dict | None:
+    return next((row for row in server["load"] if row["clients"] == clients), None)
+
+
+def peers_targets(figures: dict) -> list[list[object]]:
+    """(target, measured, met) rows of issue 28's goals for the service."""
+    servers = figures["servers"]
+    ours = servers.get("service")
+    if ours is None:
+        return []
+    ratio = figures["service_over_ceiling"]
+    rows = [
+        [
+            "service saturation ≥ 0.7 × in-process batched ceiling (2 threads)",
+            _spread(ratio, 2),
+            VERDICT[ratio["median"] >= 0.7],
+        ],
+        ["service errors", str(ours["errors"]), VERDICT[ours["errors"] == 0]],
+    ]
+    others = {name: s for name, s in servers.items() if name != "service"}
+    if others:
+        best = max(others, key=lambda name: others[name]["saturation_requests_per_s"]["median"])
+        mine, theirs = (s["saturation_requests_per_s"]["median"] for s in (ours, others[best]))
+        rows.append(
+            [
+                f"saturation ahead of every peer (best: {best})",
+                f"{mine:.0f} vs {theirs:.0f}",
+                VERDICT[mine > theirs],
+            ]
+        )
+        p99 = {name: _row_at(s, 32) for name, s in servers.items()}
+        if all(p99.values()):
+            lowest = min(others, key=lambda name: p99[name]["p99_ms"]["median"])
+            mine, theirs = p99["service"]["p99_ms"]["median"], p99[lowest]["p99_ms"]["median"]
+            rows.append(
+                [
+                    f"p99 at 32 clients below every peer's (best: {lowest})",
+                    f"{mine:.0f} vs {theirs:.0f} ms",
+                    VERDICT[mine < theirs],
+                ]
+            )
+    return rows
+
+
+def _peers(figures: dict) -> list[str]:
+    ceiling = figures["ceiling"]
+    lines = [
+        f"Each server serves the same bundle (the same ONNX graph, the repository's tokenizer), "
+        f"started from its own pinned environment on cores {figures['server_cores']}; `wrk` "
+        f"(cores {figures['load_cores']}, one connection a thread, keep-alive) POSTs "
+        f"{figures['reviews']} real test reviews (median {figures['median_chars']:.0f} characters) "
+        f"for {figures['seconds']} s at each client count, and every answer's label is checked "
+        "against the in-process model's: a wrong one is an error. The servers alternate, "
+        f"{figures['rounds']} rounds, each round starting every server afresh; figures are the "
+        "median of the rounds (range in brackets). The in-process batched ceiling, measured in "
+        "each round: onnxruntime alone, batches of 64 sorted by length, tokenising excluded: "
+        f"{_spread(ceiling['threads_2'])} reviews/s with 2 threads, {_spread(ceiling['threads_1'])} "
+        "with 1. Saturation is a round's best requests/s over the client counts.",
+        "",
+    ]
+    lines += table(["target", "measured", "met"], peers_targets(figures))
+    lines += [""]
+    lines += table(
+        ["server", "batching", "saturation req/s", "errors", "cold start s", "RSS MB (PSS)", "env MB"],
+        [
+            [
+                name,
+                s["batching"],
+                _spread(s["saturation_requests_per_s"]),
+                s["errors"],
+                _spread(s["cold_start_s"], 1),
+                f"{s['rss_mb']['median']:.0f} ({s['pss_mb']['median']:.0f}), {s['processes']} proc.",
+                f"{s['size_mb']:.0f}",
+            ]
+            for name, s in figures["servers"].items()
+        ],
+    )
+    lines += [""]
+    lines += table(
+        ["server", "clients", "req/s", "p50 ms", "p99 ms", "wrk cores"],
+        [
+            [
+                name,
+                r["clients"],
+                _spread(r["requests_per_s"]),
+                _spread(r["p50_ms"], 1),
+                _spread(r["p99_ms"], 0),
+                f"{r['wrk_cores']['median']:.2f}",
+            ]
+            for name, s in figures["servers"].items()
+            for r in s["load"]
+        ],
+    )
+    return [*lines, "", "![peers](peers.png)"]
+
+
 SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "model": _model,
     "service": _service,
@@ -479,6 +581,7 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
     "score": _score,
     "lm": _lm,
     "match": _match,
+    "peers": _peers,
 }
 
 
@@ -499,8 +602,10 @@ def markdown(results_dir: Path) -> dict[str, str]:
 
 
 def plot(name: str, figures: dict, folder: Path) -> Path | None:
-    """Draw the service's throughput and p99 latency against clients as ``folder/service.png``;
-    None for benchmarks without a plot."""
+    """Draw the service's throughput and p99 latency against clients as ``folder/service.png``
+    (the peers' as ``folder/peers.png``); None for benchmarks without a plot."""
+    if name == "peers":
+        return _plot_peers(figures, folder)
     if name != "service":
         return None
     import matplotlib
@@ -529,6 +634,39 @@ def plot(name: str, figures: dict, folder: Path) -> Path | None:
         axis.grid(alpha=0.3)
     figure.tight_layout()
     path = folder / "service.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _plot_peers(figures: dict, folder: Path) -> Path:
+    """Every server's requests/s and p99 against clients (medians, the rounds' range as bars),
+    the ceiling as a line: ``folder/peers.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, server in figures["servers"].items():
+        rows = server["load"]
+        clients = [r["clients"] for r in rows]
+        for axis, key in ((left, "requests_per_s"), (right, "p99_ms")):
+            middle = [r[key]["median"] for r in rows]
+            low = [m - r[key]["min"] for m, r in zip(middle, rows, strict=True)]
+            high = [r[key]["max"] - m for m, r in zip(middle, rows, strict=True)]
+            axis.errorbar(clients, middle, yerr=[low, high], marker="o", capsize=3, label=name)
+    left.axhline(
+        figures["ceiling"]["threads_2"]["median"], color="grey", linestyle="--", label="ceiling (2 thr.)"
+    )
+    left.set(xlabel="concurrent clients", ylabel="requests/s", xscale="log", title="throughput")
+    right.set(xlabel="concurrent clients", ylabel="p99 latency (ms)", xscale="log", yscale="log", title="p99")
+    for axis in (left, right):
+        axis.set_xticks(figures["clients"], [str(c) for c in figures["clients"]])
+        axis.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    path = folder / "peers.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
