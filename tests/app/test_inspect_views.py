@@ -159,7 +159,7 @@ def test_without_a_language_model_the_view_says_so(indexed_server, browser) -> N
     assert not elsewhere
 
 
-# Answers in the shapes the lm branch documents for its routes (/work/notes/lm_api.md; its own
+# Answers in the shapes the lm branch documents for its routes (docs/api.md, language model; its own
 # tests check the routes): here they stand in for a loaded language model, so that the page's
 # drawing of them is tested on this branch. The running sentiment of the continuation is real.
 LM_INFO = {"loaded": True, "model": {"name": "lm", "version": "1"}, "perplexity": {"test": 150.0}}
