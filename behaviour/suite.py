@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from training.templates import typo
+
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.toml")
 TOLERANCE = 0.1  # DIR: how far P(positive) may move the wrong way (CheckList's tolerance)
 NEGATIVE, NEUTRAL, POSITIVE = "negative", "neutral", "positive"
@@ -198,19 +200,6 @@ SWAPS = (("change names", "name"), ("change locations", "location"))
 NUMBER_SLOTS = ("count", "year", "minutes")
 
 
-def _typo(text: str, rng: random.Random) -> str | None:
-    """Two neighbouring letters of one word of four or more swapped (None if there is none)."""
-    words = text.split(" ")
-    candidates = [i for i, word in enumerate(words) if len(word) >= 4 and word.isalpha()]
-    if not candidates:
-        return None
-    i = rng.choice(candidates)
-    j = rng.randrange(len(words[i]) - 1)
-    word = words[i]
-    words[i] = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
-    return " ".join(words)
-
-
 def _punctuation(text: str, *, rng: random.Random) -> str:
     """The final full stop dropped, or made an exclamation mark."""
     stem = text.rstrip(".")
@@ -307,7 +296,7 @@ def build_suite(seed: int = 0, size: int = 200) -> list[Test]:
         ("change names", "another person's name", lambda f: _swap(f, ("name",))),
         ("change locations", "another city", lambda f: _swap(f, ("location",))),
         ("change numbers", "other counts, years and running times", lambda f: _swap(f, NUMBER_SLOTS)),
-        ("typos", "two neighbouring letters swapped", lambda f: _pair(f, lambda t: _typo(t, f.rng))),
+        ("typos", "two neighbouring letters swapped", lambda f: _pair(f, lambda t: typo(t, f.rng))),
         ("punctuation", "the last '.' dropped or '!'", lambda f: _pair(f, partial(_punctuation, rng=f.rng))),
         ("contractions", "contracted or expanded", lambda f: _pair(f, lambda t: _contract(t, contractions))),
     )  # fmt: skip

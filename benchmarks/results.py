@@ -18,6 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def portable(argument: str) -> str:
+    """A command-line argument with an absolute path made relative to the repository
+    (``/work/shared/data/x.tar.gz`` -> ``../shared/data/x.tar.gz``), so that a record names no one
+    machine's folders; ``--flag=/path`` too. Anything else is returned as it is."""
+    flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+    if not equals:
+        flag, value = "", argument
+    return flag + equals + (os.path.relpath(value, ROOT) if os.path.isabs(value) else value)
 
 
 def commit() -> str:
@@ -57,7 +68,7 @@ def write(name: str, figures: dict, argv: Sequence[str], folder: Path = RESULTS)
     and ``argv``), commit, date and machine; returns the path."""
     record = {
         "benchmark": name,
-        "command": shlex.join(["python", "-m", "benchmarks", *argv]),
+        "command": shlex.join(["python", "-m", "benchmarks", *map(portable, argv)]),
         "commit": commit(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

@@ -7,7 +7,12 @@ Each sequence starts with a marker token (``A`` or ``B``) that decides its label
 pooling must carry the first token's information across the whole sequence. The script trains
 the plain RNN, GRU, LSTM and peephole LSTM of :mod:`model.network`, and the Transformer encoder
 of :mod:`model.transformer`, on it under one budget at each of ``--lengths``, and records each
-one's accuracy on fresh sequences and its training time per step. At the first length it also
+one's accuracy on fresh sequences and its training time per step. A run stops early once it
+has converged (every sequence of the last ``CONVERGED_STEPS`` batches right). A cell that fails
+at one length (accuracy below ``--solved``) is not trained again at the longer ones, where it
+would fail too (``--all-lengths`` trains it anyway). The time per step is measured apart from
+training, for every cell at every length, over ``--timed-steps`` steps of a fresh cell after an
+untimed one, so the cost curves cover every length alike. At the first length it also
 measures, at initialisation and after training, the norm of the loss gradient with respect to
 each time step's input, ``||dL/dx_t||``: for the plain RNN it shrinks exponentially with the
 distance from the end, for the gated cells it does not.
@@ -40,6 +45,7 @@ from torch import Tensor, nn
 from model.config import CELLS, ModelConfig
 from model.network import SentimentClassifier, pool
 
+CONVERGED_STEPS = 20  # a run whose last 20 batches were all right has learnt the task
 MARKERS = (2, 3)  # label 0 starts with token 2, label 1 with token 3
 NOISE = range(4, 12)
 VOCAB_SIZE = 12
@@ -117,10 +123,12 @@ class Result:
 
     cell: str
     length: int
-    accuracy: float
-    final_loss: float
-    seconds: float
+    accuracy: float | None  # None: not trained at this length (it failed at a shorter one)
+    final_loss: float | None
+    steps: int  # training steps run: fewer than the budget when it converged early, 0 untrained
+    seconds: float  # training time
     parameters: int
+    seconds_per_step: float = 0.0  # one training step, timed on its own (see step_seconds)
     gradients_at_init: list[float] | None = None
     gradients_trained: list[float] | None = None
 
@@ -144,6 +152,59 @@ def evaluate(model: SentimentClassifier, length: int, seed: int, examples: int =
     return (predicted == labels).float().mean().item()
 
 
+def train(
+    model: SentimentClassifier,
+    length: int,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    lr: float,
+    stop_early: bool = True,
+) -> tuple[int, float, float]:
+    """Adam on fresh batches for up to ``steps`` steps; returns (steps run, last loss, seconds).
+
+    With ``stop_early``, training ends once the last :data:`CONVERGED_STEPS` batches were all
+    classified right: more steps would only spend time.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.full((batch_size,), length)
+    perfect = done = 0  # consecutive batches without a mistake; steps run
+    started = time.perf_counter()
+    model.train()
+    while done < steps:
+        done += 1
+        ids, labels = make_batch(batch_size, length, generator)
+        logits = model(ids, lengths)
+        loss = nn.functional.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        perfect = perfect + 1 if bool((logits.argmax(1) == labels).all()) else 0
+        if stop_early and perfect >= CONVERGED_STEPS:
+            break
+    return done, loss.item(), time.perf_counter() - started
+
+
+def step_seconds(cell: str, length: int, batch_size: int, hidden_size: int, seed: int, steps: int) -> float:
+    """Seconds per training step (forward, backward, update) of a fresh cell at ``length``.
+
+    Timed on its own, after one untimed step (the first call builds oneDNN's kernels for the
+    shape), so that every cell has a cost at every length, trained there or not.
+    """
+    model = build(cell, hidden_size, seed)
+    train(model, length, 1, batch_size, seed, lr=1e-3, stop_early=False)
+    done, _, seconds = train(model, length, steps, batch_size, seed, lr=1e-3, stop_early=False)
+    return seconds / done
+
+
+def untrained(cell: str, length: int, hidden_size: int, seed: int) -> Result:
+    """The row of a cell not trained at ``length`` because it failed at a shorter one."""
+    parameters = sum(parameter.numel() for parameter in build(cell, hidden_size, seed).parameters())
+    return Result(cell, length, accuracy=None, final_loss=None, steps=0, seconds=0.0, parameters=parameters)
+
+
 def run_cell(
     cell: str,
     length: int,
@@ -159,26 +220,14 @@ def run_cell(
     model = build(cell, hidden_size, seed, memory_bias)
     probe = make_batch(256, length, torch.Generator().manual_seed(seed + 1))
     at_init = input_gradient_norms(model, *probe) if gradients else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    lengths = torch.full((batch_size,), length)
-    started = time.perf_counter()
-    model.train()
-    for _ in range(steps):
-        ids, labels = make_batch(batch_size, length, generator)
-        loss = nn.functional.cross_entropy(model(ids, lengths), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-    seconds = time.perf_counter() - started
-    accuracy = evaluate(model, length, seed + 2)
+    steps_run, loss, seconds = train(model, length, steps, batch_size, seed, lr)
     return Result(
         cell=cell,
         length=length,
-        accuracy=accuracy,
-        final_loss=loss.item(),
-        seconds=round(seconds, 1),
+        accuracy=evaluate(model, length, seed + 2),
+        final_loss=loss,
+        steps=steps_run,
+        seconds=round(seconds, 2),
         parameters=sum(parameter.numel() for parameter in model.parameters()),
         gradients_at_init=at_init,
         gradients_trained=input_gradient_norms(model, *probe) if gradients else None,
@@ -208,10 +257,23 @@ def plot_lengths(results: Sequence[Result], steps: int, path: Path) -> None:
     figure, (accuracy_axis, time_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for cell in dict.fromkeys(result.cell for result in results):
         mine = [result for result in results if result.cell == cell]
-        lengths = [result.length for result in mine]
-        accuracy_axis.plot(lengths, [result.accuracy for result in mine], marker="o", label=cell)
-        time_axis.plot(lengths, [result.seconds / steps for result in mine], marker="o", label=cell)
-    accuracy_axis.set(title="accuracy on 1,000 fresh sequences", ylim=(0.4, 1.02), ylabel="accuracy")
+        trained = [result for result in mine if result.accuracy is not None]
+        (line,) = accuracy_axis.plot(
+            [result.length for result in trained],
+            [result.accuracy for result in trained],
+            marker="o",
+            label=cell,
+        )
+        time_axis.plot(
+            [result.length for result in mine],
+            [result.seconds_per_step for result in mine],
+            marker="o",
+            color=line.get_color(),
+            label=cell,
+        )
+    accuracy_axis.set(
+        title=f"accuracy on 1,000 fresh sequences (up to {steps} steps)", ylim=(0.4, 1.02), ylabel="accuracy"
+    )
     time_axis.set(title="training time per step", yscale="log", ylabel="seconds")
     for axis in (accuracy_axis, time_axis):
         axis.set(xscale="log", xlabel="sequence length (tokens)")
@@ -245,6 +307,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=float,
         help="start the LSTM forget-gate / GRU update-gate bias here (default: the model's own init)",
     )
+    parser.add_argument(
+        "--solved",
+        type=float,
+        default=0.9,
+        help="accuracy that counts as carrying the first token to the end; below it the cell is "
+        "not trained at longer lengths",
+    )
+    parser.add_argument(
+        "--all-lengths", action="store_true", help="train every cell at every length, even after it failed"
+    )
+    parser.add_argument(
+        "--timed-steps",
+        type=int,
+        default=10,
+        help="training steps timed per cell and length (after one untimed)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and of the sequences")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for the JSON and plots")
@@ -252,24 +330,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     results = []
-    print(f"{'cell':12} {'length':>6} {'accuracy':>8} {'loss':>7} {'seconds':>7} {'|g_0|/|g_T| at init':>20}")
+    failed: set[str] = set()  # cells that failed at a shorter length
+    print(f"{'cell':12} {'length':>6} {'accuracy':>8} {'steps':>5} {'s/step':>7} {'|g_0|/|g_T| at init':>20}")
     for length in args.lengths:
         for cell in args.cells:
-            result = run_cell(
-                cell,
-                length,
-                args.steps,
-                args.batch_size,
-                args.hidden_size,
-                args.seed,
-                args.lr,
-                args.memory_bias,
-                gradients=length == args.lengths[0],
+            if cell in failed and not args.all_lengths:
+                result = untrained(cell, length, args.hidden_size, args.seed)
+            else:
+                result = run_cell(
+                    cell,
+                    length,
+                    args.steps,
+                    args.batch_size,
+                    args.hidden_size,
+                    args.seed,
+                    args.lr,
+                    args.memory_bias,
+                    gradients=length == args.lengths[0],
+                )
+                if result.accuracy < args.solved:
+                    failed.add(cell)
+            result.seconds_per_step = step_seconds(
+                cell, length, args.batch_size, args.hidden_size, args.seed, args.timed_steps
             )
+            accuracy = "not run" if result.accuracy is None else f"{result.accuracy:8.3f}"
             ratio = "" if result.first_to_last is None else f"{result.first_to_last:20.3g}"
             print(
-                f"{cell:12} {length:6} {result.accuracy:8.3f} {result.final_loss:7.4f} "
-                f"{result.seconds:7.1f} {ratio}",
+                f"{cell:12} {length:6} {accuracy:>8} {result.steps:5} {result.seconds_per_step:7.3f} {ratio}",
                 flush=True,
             )
             results.append(result)

@@ -60,30 +60,33 @@ def _by_cell(long_range: dict) -> dict[str, list[dict]]:
 
 def lengths_table(long_range: dict) -> str:
     """Accuracy, and training milliseconds per step, per cell (rows) and length (columns)."""
-    steps = long_range["settings"]["steps"]
-    lengths = long_range["settings"]["lengths"]
+    settings = long_range["settings"]
+    lengths = settings["lengths"]
     rows = []
     for cell, results in _by_cell(long_range).items():
         at = {result["length"]: result for result in results}
-        rows.append(
-            [cell]
-            + [
-                f"{at[n]['accuracy']:.2f} · {1000 * at[n]['seconds'] / steps:.0f} ms" if n in at else ""
-                for n in lengths
-            ]
-        )
+        rows.append([cell] + [_cell_at(at[n]) if n in at else "" for n in lengths])
     return (
         f"Measured by `{long_range['command']}` ({long_range['minutes']} minutes; {long_range['machine']}): "
-        f"each cell trained from scratch at each length for {steps} steps of "
-        f"{long_range['settings']['batch_size']} sequences. Each cell: accuracy on 1,000 fresh "
-        "sequences (0.50 is chance) · training time per step.\n\n"
+        f"each cell trained from scratch at each length for up to {settings['steps']} steps of "
+        f"{settings['batch_size']} sequences, stopping once converged. Each cell: accuracy on 1,000 "
+        "fresh sequences (0.50 is chance) after the steps it trained · time per training step, "
+        "timed apart from training over "
+        f"{settings['timed_steps']} steps of a fresh cell. A cell that failed at a length (accuracy "
+        f"below {settings['solved']}) is not trained at the longer ones (—), only timed.\n\n"
         + _table(["cell", *(f"{n} tokens" for n in lengths)], rows)
     )
 
 
+def _cell_at(result: dict) -> str:
+    trained = "—" if result["accuracy"] is None else f"{result['accuracy']:.2f} in {result['steps']} steps"
+    return f"{trained} · {1000 * result['seconds_per_step']:.0f} ms"
+
+
 def longest_solved(results: list[dict]) -> int:
     """The longest length at which a cell reached :data:`SOLVED` accuracy (0: none)."""
-    return max((result["length"] for result in results if result["accuracy"] >= SOLVED), default=0)
+    solved = [result["length"] for result in results if (result["accuracy"] or 0) >= SOLVED]
+    return max(solved, default=0)
 
 
 def _row(variants: dict, name: str) -> dict:
@@ -93,7 +96,7 @@ def _row(variants: dict, name: str) -> dict:
 def _step_growth(results: list[dict]) -> float:
     """Time per step at the longest length over that at the one before it."""
     ordered = sorted(results, key=lambda result: result["length"])
-    return ordered[-1]["seconds"] / ordered[-2]["seconds"]
+    return ordered[-1]["seconds_per_step"] / ordered[-2]["seconds_per_step"]
 
 
 # (claim, the ratios that test it as (numerator, denominator, field), holds when every ratio is > 1)

@@ -3,10 +3,11 @@ a 2-layer LSTM and the Transformer encoder that replaced them, trained under one
 the same data.
 
     python -m experiments.variants --config configs/default.toml --data ../shared/data/aclImdb_v1.tar.gz \\
-        --limit-reviews 1000 --epochs 2 --max-tokens 200 --output runs/variants --docs docs
+        --max-tokens 200 --minutes 5 --epochs 20 --patience 20 --output runs/variants
 
 The dataset is read and tokenised once; every variant then gets the same training settings
-(the config file and flags: epochs, batch size, learning rate, data slice...), is exported
+(the config file and flags: the same wall-clock minutes with ``--minutes``, so a cell that is
+slow per step sees fewer reviews; batch size, learning rate, data slice...), is exported
 and evaluated through onnxruntime like any bundle; its training speed (tokens per second over
 its epochs) comes from the training loop, and its time per review is measured on validation
 reviews, one at a time and in batches of 64. Writes ``variants.md`` (a table) and
@@ -102,6 +103,8 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
         "architecture": card["architecture"],
         "parameters": card["parameters"],
         "epochs": len(history),
+        "batches_in_last_epoch": history[-1]["batches"],
+        "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / len(history), 1),
         "validation_accuracy": card["metrics"]["validation"]["accuracy"],
         "test_accuracy": card["metrics"]["test"]["accuracy"],
@@ -121,9 +124,10 @@ def budget(config: RunConfig) -> str:
     """The budget every variant trained under, in words."""
     train = config.train
     reviews = f"{train.limit_reviews:,} reviews per part and label" if train.limit_reviews else "all reviews"
+    time = f"{train.minutes:g} minutes of training each, " if train.minutes else ""
     return (
         f"Same data ({reviews}, first {train.max_tokens} tokens), vocabulary and embeddings "
-        f"({train.embeddings}); {train.epochs} epoch(s) at most, batch {train.batch_size}, "
+        f"({train.embeddings}); {time}{train.epochs} epoch(s) at most, batch {train.batch_size}, "
         f"learning rate {train.learning_rate}, pooling `{config.model.get('pooling', 'concat')}`, "
         f"{config.model.get('hidden_size', ModelConfig.hidden_size)} units per direction"
     )
@@ -141,7 +145,7 @@ def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, 
     record = {"command": command, "budget": budget(config), "machine": machine(config), "rows": rows}
     (results / "variants.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [
-        "# Recurrent cells compared under one budget",
+        "# Recurrent cells and a Transformer compared under one budget",
         "",
         f"Command: `{command}`",
         "",

@@ -43,6 +43,12 @@ class TrainConfig:
     max_tokens: int = _opt(1000, "tokens kept per review (the first ones); also the service's cap", ge=1)
     batch_size: int = _opt(64, "reviews per batch", ge=1)
     epochs: int = _opt(6, "maximum number of epochs", ge=1)
+    minutes: float = _opt(
+        0.0,
+        "wall-clock training budget (0: none): the learning-rate schedule then runs over the time, "
+        "not the steps, and training stops when it is spent, mid-epoch if need be",
+        ge=0,
+    )
     learning_rate: float = _opt(2e-3, "peak AdamW learning rate", gt=0)
     weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases or embeddings)", ge=0)
     warmup_fraction: float = _opt(0.1, "fraction of steps of linear warm-up before cosine decay", ge=0, le=1)
@@ -117,7 +123,7 @@ class TrainConfig:
 # default (training.train.fingerprint), so the bundles made before them stay current, and spelling
 # such a default out (``--word-dropout 0``) changes nothing.
 ADDED_LATER = {
-    "train": ("pseudo_soft", "adversarial_epsilon", "vat_epsilon", "vat_xi"),
+    "train": ("pseudo_soft", "adversarial_epsilon", "vat_epsilon", "vat_xi", "minutes"),
     "model": ("word_dropout", "locked_dropout", "num_heads"),
 }
 

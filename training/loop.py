@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -38,11 +39,15 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
+def make_optimizer(
+    model: nn.Module, config: RunConfig, total_steps: int, progress: Callable[[], float] | None = None
+):
     """AdamW without decay on biases and embeddings, linear warm-up then cosine decay.
 
     The embedding, most of the parameters, learns at ``embedding_lr_scale`` times the rate:
     pretrained vectors then move slowly (discriminative learning rates, Howard & Ruder 2018).
+    With ``progress`` (the share of a time budget spent, see :class:`Budget`) the warm-up and
+    the cosine follow it instead of the step count.
     """
     named = list(model.named_parameters())
     embedding = [p for n, p in named if n.startswith("embedding")]
@@ -63,13 +68,41 @@ def make_optimizer(model: nn.Module, config: RunConfig, total_steps: int):
     optimizer = torch.optim.AdamW(groups, lr=rate)
     warmup = max(1, round(total_steps * config.train.warmup_fraction))
 
+    def by_time(_step: int) -> float:
+        done, warm = min(1.0, progress()), config.train.warmup_fraction
+        if done < warm:
+            return max(done / warm, 1e-3)  # never exactly 0: the first step still moves
+        return 0.5 * (1.0 + math.cos(math.pi * (done - warm) / max(1e-9, 1.0 - warm)))
+
     def schedule(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, by_time if progress else schedule)
+
+
+class Budget:
+    """A wall-clock training budget (``[train] minutes``): how much is spent, and whether all.
+
+    ``spent_before`` is the time of the epochs a resumed run already trained.
+    """
+
+    def __init__(
+        self, minutes: float, spent_before: float = 0.0, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.seconds = minutes * 60
+        self.clock = clock
+        self.started = clock() - spent_before
+
+    def progress(self) -> float:
+        """The share of the budget spent (may pass 1)."""
+        return (self.clock() - self.started) / self.seconds
+
+    def spent(self) -> bool:
+        """Whether the budget is used up."""
+        return self.progress() >= 1.0
 
 
 def freeze_pretrained(model: nn.Module, config: RunConfig, frozen: bool) -> None:
@@ -106,9 +139,18 @@ def hard_labels(targets: torch.Tensor) -> torch.Tensor:
 
 
 def train_epoch(
-    model, optimizer, scheduler, data, config: RunConfig, epoch: int, world: World = SINGLE
+    model,
+    optimizer,
+    scheduler,
+    data,
+    config: RunConfig,
+    epoch: int,
+    world: World = SINGLE,
+    budget: Budget | None = None,
 ) -> dict:
     """One pass over the training split; returns mean loss, accuracy and tokens per second.
+
+    With a ``budget``, the pass ends early once it is spent (``batches`` then says how far it got).
 
     Batches are global batches of ``world.size x batch_size`` reviews; each process trains on its
     own slice (see :mod:`training.distributed`). A global batch too small to give every process a
@@ -126,7 +168,11 @@ def train_epoch(
     progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not world.is_main)
     epsilon, adversarial_sum = config.train.adversarial_epsilon, 0.0
     vat_epsilon, virtual_sum = config.train.vat_epsilon, 0.0
+    done = 0
     for batch in progress:
+        if done and budget is not None and budget.spent():  # at least one batch: an epoch has figures
+            break
+        done += 1
         token_ids, lengths, targets = to_tensors(world.shard(batch), config.train.device)
         # DDP averages gradients over processes: scaled so the average is the global batch's mean
         scale = world.size / len(batch.labels)
@@ -169,6 +215,7 @@ def train_epoch(
         "train_accuracy": correct / seen,
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens / seconds),
+        "batches": f"{done}/{len(batches)}",
     }
 
 
@@ -209,6 +256,10 @@ def _check_world(config: RunConfig, world: World) -> None:
         raise ValueError(
             "--freeze-epochs is not supported under torchrun (DDP needs fixed trainable parameters)"
         )
+    if world.size > 1 and config.train.minutes:
+        # each process would read its own clock and stop at its own batch: the next gradient
+        # all-reduce would then wait forever for the processes that stopped
+        raise ValueError("--minutes is not supported under torchrun: give --epochs instead")
     if world.size > 1 and config.train.moves_word_vectors:
         raise ValueError(
             "--adversarial-epsilon and --vat-epsilon are not supported under torchrun: their passes "
@@ -229,10 +280,17 @@ def fit(
     device = config.train.device
     model.to(device)
     steps_per_epoch = math.ceil(len(splits.train[1]) / (config.train.batch_size * world.size))
-    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.train.epochs)
     state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
+    saved = None
     if resume and (output / CHECKPOINT_FILE).exists():
         saved = load_checkpoint(output / CHECKPOINT_FILE, splits.vocabulary)
+    budget = None
+    if config.train.minutes:
+        budget = Budget(config.train.minutes, spent_before=saved["seconds"] if saved else 0.0)
+    optimizer, scheduler = make_optimizer(
+        model, config, steps_per_epoch * config.train.epochs, budget.progress if budget else None
+    )
+    if saved is not None:
         model.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])
         scheduler.load_state_dict(saved["scheduler_state"])
@@ -242,13 +300,15 @@ def fit(
             print(f"resumed after epoch {state['epoch']}")
     trained = world.wrap(model)
     while (
-        state["epoch"] < config.train.epochs and state["epoch"] - state["best_epoch"] < config.train.patience
+        state["epoch"] < config.train.epochs
+        and state["epoch"] - state["best_epoch"] < config.train.patience
+        and not (budget and budget.spent())
     ):
         state["epoch"] += 1
         freeze_pretrained(model, config, frozen=state["epoch"] <= config.train.freeze_epochs)
         record = {
             "epoch": state["epoch"],
-            **train_epoch(trained, optimizer, scheduler, splits.train, config, state["epoch"], world),
+            **train_epoch(trained, optimizer, scheduler, splits.train, config, state["epoch"], world, budget),
         }
         record.update(validate(model, splits.validation, config.train.batch_size, device))
         state["seconds"] += record["seconds"]

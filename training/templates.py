@@ -89,12 +89,13 @@ def _url(rng: random.Random) -> str:
     return f"{rng.choice(('http://', 'https://', 'www.'))}{rng.choice(WORDS['domain'])}/{path}"
 
 
-def _typo(text: str, rng: random.Random) -> str:
-    """Two neighbouring letters of one word swapped (CheckList's typo perturbation)."""
+def typo(text: str, rng: random.Random) -> str | None:
+    """Two neighbouring letters of one word of four or more swapped (CheckList's typo
+    perturbation); None when no word is long enough. The behaviour suite's typo test uses it too."""
     words = text.split(" ")
     long_words = [i for i, word in enumerate(words) if len(word) >= 4 and word.isalpha()]
     if not long_words:
-        return text
+        return None
     i = rng.choice(long_words)
     j = rng.randrange(len(words[i]) - 1)
     word = words[i]
@@ -111,7 +112,7 @@ INSERTIONS: tuple[Callable[[str, random.Random], str], ...] = (
     lambda text, rng: (
         f"{text} it runs {rng.randint(80, 190)} minutes and came out in {rng.randint(1950, 2024)}."
     ),
-    _typo,
+    lambda text, rng: typo(text, rng) or text,
 )
 
 

@@ -228,6 +228,14 @@ def test_a_result_file_names_its_command_commit_machine_and_settings(tmp_path, m
     assert results.read(tmp_path)["model"]["figures"] == {"x": 2}
 
 
+def test_a_recorded_command_names_paths_relative_to_the_repository() -> None:
+    archive = results.ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz"
+    assert results.portable(str(archive)) == "../shared/data/aclImdb_v1.tar.gz"
+    assert results.portable(f"--data={archive}") == "--data=../shared/data/aclImdb_v1.tar.gz"
+    assert results.portable(str(results.ROOT / "models" / "default")) == "models/default"
+    assert results.portable("--reviews") == "--reviews" and results.portable("a=b") == "a=b"
+
+
 def test_published_figures_name_their_commit_and_uncommitted_changes(tmp_path, monkeypatch) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -91,3 +91,23 @@ def test_the_transformer_finds_the_marker_wherever_it_is() -> None:
     assert result.accuracy > 0.95
     rnn = long_range.build("rnn", 16, seed=0)
     assert result.parameters > sum(p.numel() for p in rnn.parameters())  # not a smaller model winning
+
+
+def test_a_cell_that_failed_is_only_timed_at_longer_lengths(tmp_path) -> None:
+    # --solved 1.01: every trained run counts as failed, so the second length is only timed
+    long_range.main(
+        ["--lengths", "6", "10", "--steps", "3", "--cells", "rnn", "--solved", "1.01", "--timed-steps", "2",
+         "--output", str(tmp_path)]
+    )  # fmt: skip
+    first, second = json.loads((tmp_path / "long_range.json").read_text())["results"]
+    assert first["accuracy"] is not None and first["steps"] == 3 and first["seconds_per_step"] > 0
+    # not trained, but its cost at that length is measured all the same
+    assert second["accuracy"] is None and second["steps"] == 0 and second["seconds_per_step"] > 0
+
+
+def test_training_stops_once_converged() -> None:
+    torch.set_num_threads(1)
+    model = long_range.build("transformer", 16, seed=0)
+    steps, loss, _ = long_range.train(model, 8, 2000, 32, seed=0, lr=3e-3)
+    # an 8-token sequence is learnt in well under 2,000 steps; the run ends at convergence
+    assert long_range.CONVERGED_STEPS <= steps < 2000 and loss < 0.1

@@ -22,11 +22,18 @@ def long_range_record() -> dict:
     accuracy = {"rnn": (0.5, 0.5), "lstm": (1.0, 0.5), "transformer": (1.0, 1.0)}
     seconds = {"rnn": (10, 20), "lstm": (10, 21), "transformer": (10, 45)}
     results = [
-        {"cell": cell, "length": length, "accuracy": accuracy[cell][i], "seconds": seconds[cell][i]}
+        {
+            "cell": cell,
+            "length": length,
+            "accuracy": accuracy[cell][i],
+            "seconds_per_step": seconds[cell][i] / 10,
+            "steps": 10,
+        }
         for cell in accuracy
         for i, length in enumerate((100, 200))
     ]
-    settings = {"steps": 10, "lengths": [100, 200], "batch_size": 16}
+    results[1]["accuracy"] = None  # the RNN failed at 100 tokens: only timed at 200
+    settings = {"steps": 10, "lengths": [100, 200], "batch_size": 16, "solved": 0.9, "timed_steps": 5}
     return {"command": "python -m experiments.long_range y", "settings": settings, "minutes": 1.0,
             "machine": "M", "results": results}  # fmt: skip
 
@@ -53,7 +60,8 @@ def test_the_lengths_table_has_a_column_per_length(tmp_path) -> None:
     (tmp_path / "long_range.json").write_text(json.dumps(long_range_record()))
     table = render.section("lengths", tmp_path)
     assert "| cell | 100 tokens | 200 tokens |" in table
-    assert "| transformer | 1.00 · 1000 ms | 1.00 · 4500 ms |" in table
+    assert "| transformer | 1.00 in 10 steps · 1000 ms | 1.00 in 10 steps · 4500 ms |" in table
+    assert "| rnn | 0.50 in 10 steps · 1000 ms | — · 2000 ms |" in table
 
 
 def test_without_records_the_page_says_how_to_make_them(tmp_path) -> None:
