@@ -97,15 +97,16 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
         ),
     )
     card = load_card(bundle)
+    epochs = epochs_trained(history)
     timing = time_sequences(onnx_session(bundle / ONNX_FILE, threads=1), splits.validation[0][:300])
     return {
         "variant": name,
         "architecture": card["architecture"],
         "parameters": card["parameters"],
-        "epochs": len(history),
+        "epochs": round(epochs, 2),
         "batches_in_last_epoch": history[-1]["batches"],
         "train_seconds": round(seconds, 1),
-        "seconds_per_epoch": round(seconds / len(history), 1),
+        "seconds_per_epoch": round(seconds / epochs, 1),
         "validation_accuracy": card["metrics"]["validation"]["accuracy"],
         "test_accuracy": card["metrics"]["test"]["accuracy"],
         "test_examples": card["metrics"]["test"]["examples"],
@@ -115,6 +116,11 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
         "timed_reviews": timing["reviews"],
         "median_tokens": timing["median_tokens"],
     }
+
+
+def epochs_trained(history: list[dict]) -> float:
+    """Epochs trained, the last one counted in part when the time budget ended it mid-way."""
+    return sum(int(done) / int(total) for done, total in (h["batches"].split("/") for h in history))
 
 
 HAND_WRITTEN = "<!-- The text from here on is written by hand"

@@ -77,8 +77,8 @@ def make_optimizer(
     def schedule(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        done = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * done))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, by_time if progress else schedule)
 
