@@ -77,6 +77,7 @@ import http.client
 import json
 import sys
 import time
+import urllib.error
 import urllib.request
 
 base = f"http://127.0.0.1:{sys.argv[1]}"
@@ -85,15 +86,18 @@ base = f"http://127.0.0.1:{sys.argv[1]}"
 def call(path, body=None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data, {"Content-Type": "application/json"})
-    for attempt in range(3):
+    for attempt in range(1, 4):
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.load(response)
-        except (ConnectionError, TimeoutError, http.client.HTTPException) as error:
+        except urllib.error.HTTPError:
+            raise  # an answer, if a wrong one: nothing to retry
+        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as error:
             # the port is Docker's proxy: it can accept before the container's socket answers
             # (seen once in CI); said, so that a service that keeps dropping still fails below
-            print(f"e2e: {path}: {error!r}, attempt {attempt + 1} of 3", file=sys.stderr)
-            time.sleep(2)
+            print(f"e2e: {path}: {error!r}, attempt {attempt} of 3", file=sys.stderr)
+            if attempt < 3:
+                time.sleep(2)
     raise SystemExit(f"e2e: {path} gave no answer in 3 attempts")
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SOLVED = 0.9  # accuracy on fresh sequences counted as carrying the first token to the end
 VERDICT = {True: "holds here", False: "**does not hold here**"}
 
 
@@ -83,9 +82,10 @@ def _cell_at(result: dict) -> str:
     return f"{trained} · {1000 * result['seconds_per_step']:.0f} ms"
 
 
-def longest_solved(results: list[dict]) -> int:
-    """The longest length at which a cell reached :data:`SOLVED` accuracy (0: none)."""
-    solved = [result["length"] for result in results if (result["accuracy"] or 0) >= SOLVED]
+def longest_solved(results: list[dict], threshold: float) -> int:
+    """The longest length at which a cell reached ``threshold`` accuracy (0: none): the run's own
+    ``--solved``, the accuracy that counted as carrying the first token to the end."""
+    solved = [result["length"] for result in results if (result["accuracy"] or 0) >= threshold]
     return max(solved, default=0)
 
 
@@ -186,9 +186,10 @@ def _reach_figures(
     long_range: dict, cells: tuple[str, ...], rule: Callable[[dict], bool]
 ) -> tuple[str, bool]:
     by_cell = _by_cell(long_range)
-    reach = {cell: longest_solved(by_cell.get(cell, [])) for cell in cells}
+    threshold = long_range["settings"]["solved"]
+    reach = {cell: longest_solved(by_cell.get(cell, []), threshold) for cell in cells}
     figures = ", ".join(f"{cell} {value or 'none'}" for cell, value in reach.items())
-    return f"longest length solved (accuracy ≥ {SOLVED}): {figures}", rule(reach)
+    return f"longest length solved (accuracy ≥ {threshold}): {figures}", rule(reach)
 
 
 NOT_RUN = """!!! note "Not measured in this checkout"

@@ -104,7 +104,6 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
         "architecture": card["architecture"],
         "parameters": card["parameters"],
         "epochs": round(epochs, 2),
-        "batches_in_last_epoch": history[-1]["batches"],
         "train_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / epochs, 1),
         "validation_accuracy": card["metrics"]["validation"]["accuracy"],
@@ -120,7 +119,7 @@ def run_variant(name: str, config: RunConfig, tokenizer, splits, start: tuple, o
 
 def epochs_trained(history: list[dict]) -> float:
     """Epochs trained, the last one counted in part when the time budget ended it mid-way."""
-    return sum(int(done) / int(total) for done, total in (h["batches"].split("/") for h in history))
+    return sum(record["batches"] / record["batches_per_epoch"] for record in history)
 
 
 HAND_WRITTEN = "<!-- The text from here on is written by hand"

@@ -45,8 +45,9 @@ class TrainConfig:
     epochs: int = _opt(6, "maximum number of epochs", ge=1)
     minutes: float = _opt(
         0.0,
-        "wall-clock training budget (0: none): the learning-rate schedule then runs over the time, "
-        "not the steps, and training stops when it is spent, mid-epoch if need be",
+        "training-time budget (0: none): the learning-rate schedule then runs over the time, not "
+        "the steps, and training stops when it is spent, mid-epoch if need be; validation does not "
+        "count, --epochs stays a cap, --patience does not apply",
         ge=0,
     )
     learning_rate: float = _opt(2e-3, "peak AdamW learning rate", gt=0)

@@ -69,24 +69,26 @@ def make_optimizer(
     warmup = max(1, round(total_steps * config.train.warmup_fraction))
 
     def by_time(_step: int) -> float:
-        done, warm = min(1.0, progress()), config.train.warmup_fraction
-        if done < warm:
-            return max(done / warm, 1e-3)  # never exactly 0: the first step still moves
-        return 0.5 * (1.0 + math.cos(math.pi * (done - warm) / max(1e-9, 1.0 - warm)))
+        share, warm = min(1.0, progress()), config.train.warmup_fraction
+        if share < warm:
+            return max(share / warm, 1e-3)  # never exactly 0: the first step still moves
+        return 0.5 * (1.0 + math.cos(math.pi * (share - warm) / max(1e-9, 1.0 - warm)))
 
     def schedule(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        done = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * done))
+        share = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * share))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, by_time if progress else schedule)
 
 
 class Budget:
-    """A wall-clock training budget (``[train] minutes``): how much is spent, and whether all.
+    """A training-time budget (``[train] minutes``): how much is spent, and whether all.
 
-    ``spent_before`` is the time of the epochs a resumed run already trained.
+    Only the epochs' training passes count; validation and checkpoints do not. A run resumed
+    from its checkpoint starts from the training seconds it records (``spent_before``), so it
+    counts as the uninterrupted run would have.
     """
 
     def __init__(
@@ -94,11 +96,23 @@ class Budget:
     ) -> None:
         self.seconds = minutes * 60
         self.clock = clock
-        self.started = clock() - spent_before
+        self.closed = spent_before  # training seconds of the finished epochs
+        self.epoch_started: float | None = None  # when the running epoch's pass began
+
+    def start_epoch(self) -> None:
+        """A training pass begins."""
+        self.epoch_started = self.clock()
+
+    def stop_epoch(self) -> None:
+        """The pass ended: its time joins the finished epochs'."""
+        if self.epoch_started is not None:
+            self.closed += self.clock() - self.epoch_started
+        self.epoch_started = None
 
     def progress(self) -> float:
         """The share of the budget spent (may pass 1)."""
-        return (self.clock() - self.started) / self.seconds
+        running = 0.0 if self.epoch_started is None else self.clock() - self.epoch_started
+        return (self.closed + running) / self.seconds
 
     def spent(self) -> bool:
         """Whether the budget is used up."""
@@ -150,7 +164,8 @@ def train_epoch(
 ) -> dict:
     """One pass over the training split; returns mean loss, accuracy and tokens per second.
 
-    With a ``budget``, the pass ends early once it is spent (``batches`` then says how far it got).
+    With a ``budget``, the pass ends early once it is spent (``batches`` of ``batches_per_epoch``
+    then says how far it got).
 
     Batches are global batches of ``world.size x batch_size`` reviews; each process trains on its
     own slice (see :mod:`training.distributed`). A global batch too small to give every process a
@@ -168,11 +183,11 @@ def train_epoch(
     progress = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not world.is_main)
     epsilon, adversarial_sum = config.train.adversarial_epsilon, 0.0
     vat_epsilon, virtual_sum = config.train.vat_epsilon, 0.0
-    done = 0
+    batches_run = 0
     for batch in progress:
-        if done and budget is not None and budget.spent():  # at least one batch: an epoch has figures
+        if batches_run and budget is not None and budget.spent():  # one batch at least: figures
             break
-        done += 1
+        batches_run += 1
         token_ids, lengths, targets = to_tensors(world.shard(batch), config.train.device)
         # DDP averages gradients over processes: scaled so the average is the global batch's mean
         scale = world.size / len(batch.labels)
@@ -215,7 +230,8 @@ def train_epoch(
         "train_accuracy": correct / seen,
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens / seconds),
-        "batches": f"{done}/{len(batches)}",
+        "batches": batches_run,
+        "batches_per_epoch": len(batches),
     }
 
 
@@ -298,20 +314,29 @@ def fit(
         state = {key: saved[key] for key in state}
         if world.is_main:
             print(f"resumed after epoch {state['epoch']}")
+
+    def another_epoch() -> bool:
+        if state["epoch"] >= config.train.epochs:
+            return False
+        if budget:  # the budget ends the run: stopping on patience would leave the rate un-annealed
+            return not budget.spent()
+        return state["epoch"] - state["best_epoch"] < config.train.patience
+
     trained = world.wrap(model)
-    while (
-        state["epoch"] < config.train.epochs
-        and state["epoch"] - state["best_epoch"] < config.train.patience
-        and not (budget and budget.spent())
-    ):
+    while another_epoch():
         state["epoch"] += 1
         freeze_pretrained(model, config, frozen=state["epoch"] <= config.train.freeze_epochs)
+        if budget:
+            budget.start_epoch()
         record = {
             "epoch": state["epoch"],
             **train_epoch(trained, optimizer, scheduler, splits.train, config, state["epoch"], world, budget),
         }
-        record.update(validate(model, splits.validation, config.train.batch_size, device))
         state["seconds"] += record["seconds"]
+        if budget:
+            budget.stop_epoch()
+            state["seconds"] = budget.closed  # its own count: a resumed run goes on from it exactly
+        record.update(validate(model, splits.validation, config.train.batch_size, device))
         state["history"].append(record)
         better = record["validation_accuracy"] > state["best_accuracy"]
         if better:
