@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def portable(argument: str) -> str:
-    """A command-line argument with an absolute path made relative to the repository
-    (``/work/shared/data/x.tar.gz`` -> ``../shared/data/x.tar.gz``), so that a record names no one
-    machine's folders; ``--flag=/path`` too. Anything else is returned as it is."""
-    flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
-    if not equals:
-        flag, value = "", argument
-    return flag + equals + (os.path.relpath(value, ROOT) if os.path.isabs(value) else value)
+    """A command-line argument with an absolute path made relative to the repository (the
+    archive beside the checkout becomes ``../shared/data/x.tar.gz``), so that a record names no
+    one machine's folders; ``--flag=/path`` too. Anything else is returned as it is."""
+    if argument.startswith("--") and "=" in argument:
+        flag, value = argument.split("=", 1)
+        return f"{flag}={portable(value)}"
+    return os.path.relpath(argument, ROOT) if os.path.isabs(argument) else argument
 
 
 def commit() -> str:
