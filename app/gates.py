@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+DIRECTIONS = ("forward", "backward")  # a layer's direction 0 and 1, as the API names them
 GATE_NAMES = {
     "lstm": ("input", "forget", "cell_candidate", "output", "cell", "hidden"),
     "peephole": ("input", "forget", "cell_candidate", "output", "cell", "hidden"),

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.errors import BundleError, InvalidRequest
+from app.gates import DIRECTIONS
 from app.settings import Settings
 
 if TYPE_CHECKING:  # the runtime's onnxruntime import: not needed to load and query an index
@@ -109,19 +110,12 @@ class MatchIndex:
                 raise InvalidRequest(f"{name} {value}: the indexed model has {limit} (0 to {limit - 1})")
         return (unit.layer * meta["directions"] + unit.direction) * meta["hidden_size"] + unit.unit
 
-    def unit_of(self, column: int) -> dict:
-        """``{"layer", "direction", "unit"}`` of ``column``, the direction by name."""
-        size, directions = self.meta["hidden_size"], self.meta["directions"]
-        layer, rest = divmod(column, directions * size)
-        direction, unit = divmod(rest, size)
-        return {"layer": layer, "direction": ("forward", "backward")[direction], "unit": unit}
-
     def describe(self) -> dict:
         """What the index covers, as ``GET /v1/inspect/index`` shows it."""
         return {
             **{key: self.meta[key] for key in ("model", "threshold", "max_tokens", "source", "top_k")},
             "layers": self.meta["layers"],
-            "directions": ["forward", "backward"][: self.meta["directions"]],
+            "directions": list(DIRECTIONS[: self.meta["directions"]]),
             "hidden_size": self.meta["hidden_size"],
             "reviews": len(self.labels),
             "tokens": len(self.tokens),
@@ -248,6 +242,11 @@ def open_configured(settings: Settings) -> MatchIndex | None:
     return index
 
 
+def model_identity(model: LoadedModel) -> dict:
+    """The model an index is built for, as the index records it and the service checks it."""
+    return {"name": model.card.get("name", model.name), "version": model.version}
+
+
 def _extremes(
     kept: tuple[np.ndarray, np.ndarray], values: np.ndarray, positions: np.ndarray, k: int, sign: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +295,7 @@ def build_index(
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": {"name": model.card.get("name", model.name), "version": model.version},
+        "model": model_identity(model),
         "layers": config.num_layers,
         "directions": config.num_directions,
         "hidden_size": config.hidden_size,

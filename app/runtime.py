@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime
 
 from app.errors import EmptyText, InvalidRequest, NoGates
-from app.gates import GATE_NAMES, direction_gates
+from app.gates import DIRECTIONS, GATE_NAMES, direction_gates
 from app.workpool import Deadline
 from model.bundle import LABELS
 from model.config import ModelConfig
@@ -211,7 +211,7 @@ class LoadedModel:
         w, r, b = (self.weights[f"{kind}_{layer}"].astype(np.float64) for kind in "WRB")
         p = self.weights[f"P_{layer}"].astype(np.float64) if config.cell == "peephole" else None
         directions = {}
-        for d, name in enumerate(("forward", "backward")[: config.num_directions]):
+        for d, name in enumerate(DIRECTIONS[: config.num_directions]):
             deadline.check()
             gates = direction_gates(config.cell, x, w[d], r[d], b[d], None if p is None else p[d], d == 1)
             gates["hidden"] = served[:, d, :]  # the states the classifier actually used

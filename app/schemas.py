@@ -6,6 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+Direction = Literal["forward", "backward"]  # app.gates.DIRECTIONS, as a type the API checks
+MAX_LAYER, MAX_UNIT = 63, 4095  # bounds on a unit's address, far above any bundle's
+
 
 def _encodable(value: str) -> str:
     # JSON can carry lone UTF-16 surrogates ("\\ud800") that no response can echo back
@@ -141,7 +144,7 @@ class TraceResponse(BaseModel):
     tokens: list[str]
     token_ids: list[int]
     cell: Literal["lstm", "peephole", "gru", "rnn"]
-    layers: list[dict[Literal["forward", "backward"], DirectionTrace]]
+    layers: list[dict[Direction, DirectionTrace]]
     model: ModelRef
 
 
@@ -237,9 +240,9 @@ class UnitRef(BaseModel):
     """One hidden unit of the served model."""
 
     model_config = ConfigDict(extra="forbid")
-    layer: int = Field(0, ge=0, le=63, description="Layer, 0 the first.")
-    direction: Literal["forward", "backward"] = "forward"
-    unit: int = Field(ge=0, le=4095, description="Unit within the layer and direction.")
+    layer: int = Field(0, ge=0, le=MAX_LAYER, description="Layer, 0 the first.")
+    direction: Direction = "forward"
+    unit: int = Field(ge=0, le=MAX_UNIT, description="Unit within the layer and direction.")
 
 
 class MatchRequest(BaseModel):
@@ -307,7 +310,7 @@ class MatchIndexInfo(BaseModel):
     source: str
     top_k: int = Field(description="Contexts kept per unit and side.")
     layers: int
-    directions: list[Literal["forward", "backward"]]
+    directions: list[Direction]
     hidden_size: int
     reviews: int
     tokens: int

@@ -25,7 +25,8 @@ from app.errors import (
     StaleMatchIndex,
     Timeout,
 )
-from app.match_index import MatchIndex, Unit, open_configured
+from app.gates import DIRECTIONS
+from app.match_index import MatchIndex, Unit, model_identity, open_configured
 from app.metrics import ModelMetrics, StageTimes
 from app.prediction_log import PredictionLog
 from app.runtime import LoadedModel, TraceView, make_prediction, require_words
@@ -318,7 +319,7 @@ class SentimentService:
                 "no match index is loaded; build one with python -m app.match_index (see the inspector guide)"
             )
         model = self.store.model
-        served = {"name": model.card.get("name", model.name), "version": model.version}
+        served = model_identity(model)
         if index.meta["model"] != served:
             built = index.meta["model"]
             raise StaleMatchIndex(
@@ -343,4 +344,5 @@ class SentimentService:
         index = self._current_index()
         async with self._deadline() as deadline:
             result = await self.trace_pool.run(lambda _: index.top_contexts(unit, k), deadline)
-        return {"unit": index.unit_of(index.column(unit)), **result, "model": self.store.model.ref}
+        named = {"layer": unit.layer, "direction": DIRECTIONS[unit.direction], "unit": unit.unit}
+        return {"unit": named, **result, "model": self.store.model.ref}

@@ -26,12 +26,22 @@ import json
 import re
 import sys
 import tomllib
+from functools import partial
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _importable() -> None:
+    """The repository's packages importable: mkdocs imports this file on its own, and puts back
+    its own ``sys.path`` after loading it, so this is done when a page needs them."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
 HISTORY = REPO / "models" / "history.toml"
 RECIPE_RUNS = REPO / "runs"  # where `make model` writes the steps of recipes/shipped.toml
 RECORD_FILE = "run-record.json"  # training.recipe.RECORD_FILE (mkdocs runs this file without torch)
@@ -143,8 +153,7 @@ NO_RESULTS = """!!! note "The results have not been generated in this checkout"
 
 def benchmarks_page(results: Path = RESULTS) -> str:
     """The benchmark sections rendered from ``results``, or how to produce them when there are none."""
-    if str(REPO) not in sys.path:  # mkdocs imports this file on its own, outside the repository's path
-        sys.path.insert(0, str(REPO))
+    _importable()
     try:
         from benchmarks.render import markdown
     except ImportError:
@@ -156,8 +165,7 @@ def benchmarks_page(results: Path = RESULTS) -> str:
 
 def experiments_section(name: str, results: Path = EXPERIMENT_RESULTS) -> str:
     """A table of the limits page, rendered by ``experiments.render`` from ``results``."""
-    if str(REPO) not in sys.path:  # as for the benchmarks: mkdocs imports this file on its own
-        sys.path.insert(0, str(REPO))
+    _importable()
     from experiments.render import section
 
     return section(name, results)
@@ -165,8 +173,7 @@ def experiments_section(name: str, results: Path = EXPERIMENT_RESULTS) -> str:
 
 def behaviour_part(name: str) -> str:
     """The suite's (``behaviour``) or the ablation's (``remedies``) tables."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    _importable()
     from behaviour.render import ablation_markdown, suite_markdown
 
     return suite_markdown() if name == "behaviour" else ablation_markdown()
@@ -223,23 +230,18 @@ def lm_anchor_table(path: Path = LM_ANCHOR) -> str:
 
 def generated(name: str) -> str:
     """The markdown of the generated part ``name``."""
-    if name == "benchmarks":
-        return benchmarks_page()
-    if name == "lmanchor":
-        return lm_anchor_table()
-    if name == "recipe":
-        return recipe_runs()
-    if name in ("behaviour", "remedies"):
-        return behaviour_part(name)
-    if name in EXPERIMENT_SECTIONS:
-        return experiments_section(name)
-    tables = {"runs": runs_table, "ablation": ablation_table}
-    if name not in tables:
-        known = ", ".join(
-            ["benchmarks", "recipe", "lmanchor", "behaviour", "remedies", *EXPERIMENT_SECTIONS, *tables]
-        )
-        raise ValueError(f"no generated part named {name!r} (known: {known})")
-    return tables[name](load_runs())
+    parts = {
+        "benchmarks": benchmarks_page,
+        "lmanchor": lm_anchor_table,
+        "recipe": recipe_runs,
+        "runs": lambda: runs_table(load_runs()),
+        "ablation": lambda: ablation_table(load_runs()),
+        **{part: partial(behaviour_part, part) for part in ("behaviour", "remedies")},
+        **{part: partial(experiments_section, part) for part in EXPERIMENT_SECTIONS},
+    }
+    if name not in parts:
+        raise ValueError(f"no generated part named {name!r} (known: {', '.join(parts)})")
+    return parts[name]()
 
 
 def on_page_markdown(markdown: str, **_: object) -> str:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from app.api.deps import KeyedService, Service
+from app.gates import DIRECTIONS
 from app.match_index import Unit
-from app.schemas import ErrorResponse, MatchIndexInfo, MatchRequest, MatchResponse, UnitContextsResponse
+from app.schemas import (
+    MAX_LAYER,
+    MAX_UNIT,
+    Direction,
+    ErrorResponse,
+    MatchIndexInfo,
+    MatchRequest,
+    MatchResponse,
+    UnitContextsResponse,
+)
 
 ERRORS = {status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422, 429, 503, 504)}
-DIRECTIONS = ("forward", "backward")
 router = APIRouter(prefix="/v1/inspect", tags=["inspector"], responses=ERRORS)
 
 
@@ -34,9 +43,9 @@ async def match(body: MatchRequest, service: KeyedService) -> dict:
     summary="A unit's top activating contexts",
 )
 async def unit_contexts(
-    layer: Annotated[int, Path(ge=0, le=63)],
-    direction: Literal["forward", "backward"],
-    unit: Annotated[int, Path(ge=0, le=4095)],
+    layer: Annotated[int, Path(ge=0, le=MAX_LAYER)],
+    direction: Direction,
+    unit: Annotated[int, Path(ge=0, le=MAX_UNIT)],
     service: KeyedService,
     k: Annotated[int, Query(ge=1, le=50, description="Contexts per side.")] = 10,
 ) -> dict:

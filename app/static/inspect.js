@@ -3,7 +3,6 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const DIRECTIONS = ["forward", "backward"];
 const state = {
   trace: null, saliency: null, lm: null, gate: null, span: null, unit: null,
   index: null, lmInfo: null, matchUnits: [],
@@ -316,10 +315,10 @@ function drawLegend(scale) {
   $("legend-labels").textContent = `${scale.min.toFixed(2)} … ${scale.max.toFixed(2)}`;
 }
 
-// LSTMVis' rule: on (>= threshold) over the whole span, off (< threshold) on the tokens around it;
-// the units found, strongest first.
-function unitsMarking(matrix, span, threshold) {
-  const [a, b] = span, around = 3;
+// LSTMVis' rule: on (>= threshold) over the whole span, off (< threshold) on the `around` tokens
+// each side of it (0: on over the span only); the units found, strongest first.
+function unitsMarking(matrix, span, threshold, around = 3) {
+  const [a, b] = span;
   const outside = [];
   for (let t = Math.max(0, a - around); t < a; t++) outside.push(t);
   for (let t = b + 1; t <= Math.min(matrix.length - 1, b + around); t++) outside.push(t);
@@ -420,14 +419,7 @@ function renderMatchUnits() {
   const hidden = gatesOf(layer, direction).hidden;
   let found = unitsMarking(hidden, state.span, state.index.threshold), rule = "on over the span and off around it";
   if (!found.length) {
-    const [a, b] = state.span;
-    found = [];
-    for (let u = 0; u < hidden[0].length; u++) {
-      let on = true, sum = 0;
-      for (let t = a; t <= b; t++) { on = on && hidden[t][u] >= state.index.threshold; sum += hidden[t][u]; }
-      if (on) found.push({ unit: u, mean: sum / (b - a + 1) });
-    }
-    found = found.sort((x, y) => y.mean - x.mean).slice(0, 3);
+    found = unitsMarking(hidden, state.span, state.index.threshold, 0).slice(0, 3);
     rule = "none is off around the span: the strongest on over it";
   }
   state.matchUnits = found.map((f) => ({ layer, direction, unit: f.unit }));
