@@ -19,13 +19,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from app.gates import DIRECTIONS
 from app.match_index import SUFFIX, MatchIndex, Unit, default_path, load_index
 from app.settings import Settings
 from app.store import ModelStore
 from benchmarks import reviews
-from tests.serving import start_server
-
-DIRECTIONS = ("forward", "backward")
+from benchmarks.server import running
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,30 +82,25 @@ def timed(call, items) -> dict:
 
 def over_http(bundle: Path, path: Path, asked: list, units: list[Unit], k: int) -> dict:
     """The same queries and unit contexts through a real server's routes."""
-    process, base, _ = start_server(bundle, env={"SENTIMENT_MATCH_INDEX": str(path.absolute())})
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+    index = {"SENTIMENT_MATCH_INDEX": str(path.absolute())}
+    with running(bundle, index) as (_, base, _), httpx.Client(base_url=base, timeout=30) as client:
 
-            def match(query: tuple[list[Unit], int]) -> None:
-                body = {
-                    "units": [
-                        {"layer": u.layer, "direction": DIRECTIONS[u.direction], "unit": u.unit}
-                        for u in query[0]
-                    ],
-                    "length": query[1],
-                    "k": k,
-                }
-                client.post("/v1/inspect/match", json=body).raise_for_status()
+        def match(query: tuple[list[Unit], int]) -> None:
+            body = {
+                "units": [
+                    {"layer": u.layer, "direction": DIRECTIONS[u.direction], "unit": u.unit} for u in query[0]
+                ],
+                "length": query[1],
+                "k": k,
+            }
+            client.post("/v1/inspect/match", json=body).raise_for_status()
 
-            def contexts(unit: Unit) -> None:
-                path = f"/v1/inspect/units/{unit.layer}/{DIRECTIONS[unit.direction]}/{unit.unit}"
-                client.get(path, params={"k": min(k, 50)}).raise_for_status()
+        def contexts(unit: Unit) -> None:
+            path = f"/v1/inspect/units/{unit.layer}/{DIRECTIONS[unit.direction]}/{unit.unit}"
+            client.get(path, params={"k": min(k, 50)}).raise_for_status()
 
-            match(asked[0])  # the first request pays for connecting
-            return {"match": timed(match, asked), "contexts": timed(contexts, units)}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        match(asked[0])  # the first request pays for connecting
+        return {"match": timed(match, asked), "contexts": timed(contexts, units)}
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -42,6 +40,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
+from experiments.timing import machine
 from model.config import CELLS, ModelConfig
 from model.network import SentimentClassifier, pool
 
@@ -183,9 +182,10 @@ def train(
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        perfect = perfect + 1 if bool((logits.argmax(1) == labels).all()) else 0
-        if stop_early and perfect >= CONVERGED_STEPS:
-            break
+        if stop_early:  # not while timing: the check is no part of a training step
+            perfect = perfect + 1 if bool((logits.argmax(1) == labels).all()) else 0
+            if perfect >= CONVERGED_STEPS:
+                break
     return steps_run, loss.item(), time.perf_counter() - started
 
 
@@ -201,10 +201,10 @@ def step_seconds(cell: str, length: int, batch_size: int, hidden_size: int, seed
     return seconds / steps_run
 
 
-def untrained(cell: str, length: int, hidden_size: int, seed: int) -> Result:
-    """The row of a cell not trained at ``length`` because it failed at a shorter one."""
-    parameters = sum(parameter.numel() for parameter in build(cell, hidden_size, seed).parameters())
-    return Result(cell, length, accuracy=None, final_loss=None, steps=0, seconds=0.0, parameters=parameters)
+def untrained(trained: Result, length: int) -> Result:
+    """The row at ``length`` of the cell of ``trained``, not trained there because it failed at a
+    shorter length."""
+    return Result(trained.cell, length, None, None, steps=0, seconds=0.0, parameters=trained.parameters)
 
 
 def run_cell(
@@ -220,8 +220,8 @@ def run_cell(
 ) -> Result:
     """Train one cell on the task and measure it (its gradient profiles when ``gradients``)."""
     model = build(cell, hidden_size, seed, memory_bias)
-    probe = make_batch(256, length, torch.Generator().manual_seed(seed + 1))
-    at_init = input_gradient_norms(model, *probe) if gradients else None
+    probe = make_batch(256, length, torch.Generator().manual_seed(seed + 1)) if gradients else None
+    at_init = input_gradient_norms(model, *probe) if probe is not None else None
     steps_run, loss, seconds = train(model, length, steps, batch_size, seed, lr)
     return Result(
         cell=cell,
@@ -232,7 +232,7 @@ def run_cell(
         seconds=round(seconds, 2),
         parameters=sum(parameter.numel() for parameter in model.parameters()),
         gradients_at_init=at_init,
-        gradients_trained=input_gradient_norms(model, *probe) if gradients else None,
+        gradients_trained=input_gradient_norms(model, *probe) if probe is not None else None,
     )
 
 
@@ -332,12 +332,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     results = []
-    failed: set[str] = set()  # cells that failed at a shorter length
+    failed: dict[str, Result] = {}  # cells that failed at a shorter length: their failed run
     print(f"{'cell':12} {'length':>6} {'accuracy':>8} {'steps':>5} {'s/step':>7} {'|g_0|/|g_T| at init':>20}")
     for length in args.lengths:
         for cell in args.cells:
             if cell in failed and not args.all_lengths:
-                result = untrained(cell, length, args.hidden_size, args.seed)
+                result = untrained(failed[cell], length)
             else:
                 result = run_cell(
                     cell,
@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     gradients=length == args.lengths[0],
                 )
                 if result.accuracy < args.solved:
-                    failed.add(cell)
+                    failed[cell] = result
             result.seconds_per_step = step_seconds(
                 cell, length, args.batch_size, args.hidden_size, args.seed, args.timed_steps
             )
@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     record = {
         "command": "python -m experiments.long_range " + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {k: v if not isinstance(v, Path) else str(v) for k, v in vars(args).items()},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s)",
+        "machine": machine(),  # after torch.set_num_threads(args.threads)
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "results": [{**r.__dict__, "first_to_last": r.first_to_last} for r in results],
     }

@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.render import table
+
 RESULTS = Path(__file__).resolve().parent / "results"
 VERDICT = {True: "holds here", False: "**does not hold here**"}
 
@@ -24,9 +26,7 @@ def load(name: str, results: Path = RESULTS) -> dict | None:
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(table(header, rows))
 
 
 def speed_table(variants: dict) -> str:

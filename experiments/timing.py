@@ -1,4 +1,5 @@
-"""How fast a bundle's graph answers: onnxruntime milliseconds per review, alone and batched.
+"""How fast a bundle's graph answers: onnxruntime milliseconds per review, alone and batched;
+and the machine that measured it.
 
 The variant study (``experiments.variants``) reports each trained variant's speed beside its
 accuracy with this; the benchmarks (``python -m benchmarks model``) measure the served model
@@ -7,12 +8,15 @@ in more detail.
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime
+import torch
 
 from training.evaluate import predict_positive
 
@@ -37,3 +41,8 @@ def time_sequences(session: onnxruntime.InferenceSession, sequences: Sequence[Se
         "single_ms_p99": 1000 * float(np.percentile(single, 99)),
         "batched_ms_per_review": 1000 * batched / len(sequences),
     }
+
+
+def machine() -> str:
+    """Where it ran: the processor, its cores and the torch threads this process uses."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"

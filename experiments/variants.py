@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import torch
 
-from experiments.timing import time_sequences
+from experiments.timing import machine, time_sequences
 from model.bundle import ONNX_FILE, load_card
 from model.config import ModelConfig
 from model.network import SentimentClassifier
@@ -138,23 +137,18 @@ def budget(config: RunConfig) -> str:
     )
 
 
-def machine(config: RunConfig) -> str:
-    """Where it ran: the processor, its cores and the torch threads used."""
-    return f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
-
-
 def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, results: Path) -> None:
     """The table (markdown) and one plot into ``docs``; the data (JSON) into ``results``."""
     docs.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
-    record = {"command": command, "budget": budget(config), "machine": machine(config), "rows": rows}
+    record = {"command": command, "budget": budget(config), "machine": machine(), "rows": rows}
     (results / "variants.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = [
         "# Recurrent cells and a Transformer compared under one budget",
         "",
         f"Command: `{command}`",
         "",
-        f"{budget(config)}; {machine(config)}. "
+        f"{record['budget']}; {record['machine']}. "
         "Accuracy through onnxruntime; training tokens/s: the training loop's, over its epochs; "
         "time per review: onnxruntime, 1 thread, one review at a time (median) and in batches of 64 "
         f"(mean per review), over {rows[0]['timed_reviews']} validation reviews "

@@ -269,6 +269,23 @@ class Splits:
     vocabulary: Vocabulary
 
 
+def split_reviews(
+    dataset: ImdbDataset, limit: int, validation_fraction: float, seed: int
+) -> tuple[list[Review], list[Review], list[Review]]:
+    """A run's training, validation and test reviews: ``limit`` per part and label (0: all), the
+    validation reviews drawn from the training part by ``seed``. Every run that reads the same
+    settings (a fine-tuning run reading the shipped model's) gets the same split."""
+    train, validation = stratified_split(take_per_label(dataset.train, limit), validation_fraction, seed)
+    return train, validation, take_per_label(dataset.test, limit)
+
+
+def encode_reviews(
+    tokenizer: Tokenizer, reviews: Sequence[Review], cap: int
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids (the first ``cap`` tokens) and labels of ``reviews``."""
+    return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
+
+
 def prepare_data(
     config: RunConfig, unlabelled: bool = False, test: bool = True
 ) -> tuple[Tokenizer, Splits, str]:
@@ -280,17 +297,13 @@ def prepare_data(
     """
     train_config = config.train
     dataset = load_imdb(train_config.data, expect_full=not train_config.limit_reviews)
-    labelled = take_per_label(dataset.train, train_config.limit_reviews)
-    test_reviews = take_per_label(dataset.test, train_config.limit_reviews) if test else []
-    train, validation = stratified_split(labelled, train_config.validation_fraction, train_config.seed)
+    train, validation, test_reviews = split_reviews(
+        dataset, train_config.limit_reviews, train_config.validation_fraction, train_config.seed
+    )
     train_tokens = [tokenize(r.text) for r in tqdm(train, desc="tokenise train", leave=False)]
     vocabulary = Vocabulary.build(train_tokens, train_config.vocab_size, train_config.min_count)
     tokenizer = Tokenizer(vocabulary)
     cap = train_config.max_tokens
-
-    def encode(reviews: Sequence[Review]) -> tuple[list[list[int]], list[int]]:
-        return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
-
     unsup = dataset.unsup[: train_config.limit_reviews or None]
     needs_word2vec = train_config.embeddings == "word2vec" and not train_config.init_from
     unlabelled_tokens = (
@@ -303,8 +316,8 @@ def prepare_data(
             [tokenizer.encode_tokens(t, cap).ids for t in train_tokens],
             [r.label for r in train],
         ),
-        validation=encode(validation),
-        test=encode(test_reviews),
+        validation=encode_reviews(tokenizer, validation, cap),
+        test=encode_reviews(tokenizer, test_reviews if test else [], cap),
         unlabelled_tokens=unlabelled_tokens,
         train_tokens=train_tokens,
         unlabelled_texts=[r.text for r in unsup],

@@ -23,6 +23,7 @@ The loop, export and bundle are the training pipeline's (:func:`training.loop.fi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import random
 import shlex
@@ -33,13 +34,12 @@ from pathlib import Path
 import torch
 
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
-from model.config import ModelConfig
 from model.network import SentimentClassifier
-from model.tokenizer import NUMBER, PLACEHOLDERS, UNK, Tokenizer, Vocabulary
+from model.tokenizer import NUMBER, PLACEHOLDERS, Tokenizer, Vocabulary
 from training import counterfactual, templates
 from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, TrainConfig
-from training.data import Splits, load_imdb, stratified_split, take_per_label
+from training.data import Splits, encode_reviews, load_imdb, split_reviews
 from training.export import model_from_onnx
 from training.loop import fit, set_seed
 
@@ -54,10 +54,10 @@ def upgrade_tokenizer(
     vocabulary = Vocabulary((*itos, *(token for token in PLACEHOLDERS if token not in itos)))
     embedding = model.embedding.weight.detach()
     numbers = [i for i, token in enumerate(itos) if token.isascii() and token.isdigit() and int(token) > 10]
-    rows = {NUMBER: embedding[numbers].mean(0) if numbers else embedding[1]}
-    new_rows = [rows.get(token, embedding[itos.index(UNK)]) for token in vocabulary.itos[len(itos) :]]
-    config = ModelConfig.from_dict({**model.config.to_dict(), "vocab_size": len(vocabulary)})
-    upgraded = SentimentClassifier(config)
+    unknown = embedding[tokenizer.vocabulary.unk_id]
+    rows = {NUMBER: embedding[numbers].mean(0) if numbers else unknown}
+    new_rows = [rows.get(token, unknown) for token in vocabulary.itos[len(itos) :]]
+    upgraded = SentimentClassifier(dataclasses.replace(model.config, vocab_size=len(vocabulary)))
     state = model.state_dict()
     state["embedding.weight"] = torch.cat([embedding, torch.stack(new_rows)]) if new_rows else embedding
     upgraded.load_state_dict(state)
@@ -123,20 +123,14 @@ def run(args: argparse.Namespace, command: str) -> Path:
     )
     dataset = load_imdb(args.data, expect_full=not args.limit_reviews)
     # the shipped run's split: its validation reviews were never trained on, here either
-    labelled = take_per_label(dataset.train, args.limit_reviews)
-    train_reviews, validation = stratified_split(labelled, train.validation_fraction, train.seed)
+    train_reviews, validation, test_reviews = split_reviews(
+        dataset, args.limit_reviews, train.validation_fraction, train.seed
+    )
     texts, targets, described = training_mixture(args, train_reviews, random.Random(args.seed))
-    cap = train.max_tokens
-
-    def encode(reviews: Sequence) -> tuple[list[list[int]], list[int]]:
-        return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
-
     splits = Splits(
         train=([tokenizer.encode(text, args.train_max_tokens) for text in texts], targets),
-        validation=encode(validation),
-        test=encode(
-            take_per_label(dataset.test, args.limit_reviews)
-        ),  # measured for the card; never chooses anything
+        validation=encode_reviews(tokenizer, validation, train.max_tokens),
+        test=encode_reviews(tokenizer, test_reviews, train.max_tokens),  # for the card; chooses nothing
         unlabelled_tokens=[],
         train_tokens=[],
         unlabelled_texts=[],

@@ -332,10 +332,10 @@ def fit(
             "epoch": state["epoch"],
             **train_epoch(trained, optimizer, scheduler, splits.train, config, state["epoch"], world, budget),
         }
-        state["seconds"] += record["seconds"]
         if budget:
             budget.stop_epoch()
-            state["seconds"] = budget.closed  # its own count: a resumed run goes on from it exactly
+        # under a budget, its own count: a resumed run then goes on from it exactly
+        state["seconds"] = budget.closed if budget else state["seconds"] + record["seconds"]
         record.update(validate(model, splits.validation, config.train.batch_size, device))
         state["history"].append(record)
         better = record["validation_accuracy"] > state["best_accuracy"]

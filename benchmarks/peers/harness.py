@@ -103,7 +103,7 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def summarise(name: str, rounds: list[dict], clients: Sequence[int], seconds: float) -> dict:
+def summarise(rounds: list[dict], clients: Sequence[int]) -> dict:
     """A server's figures over the rounds: each with median and range."""
     by_clients = []
     for index, count in enumerate(clients):
@@ -170,7 +170,7 @@ def benchmark(bundle: Path, texts: Sequence[str], args: argparse.Namespace) -> d
         "servers": {},
     }
     for server in chosen:
-        summary = summarise(server.name, rounds[server.name], args.clients, args.seconds)
+        summary = summarise(rounds[server.name], args.clients)
         figures["servers"][server.name] = {
             "batching": server.batching,
             "size_mb": server.size_mb(),

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.serving import free_port
+
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 PEERS = ROOT / ".peers"  # the servers' environments and logs (git-ignored)
 REQUIREMENTS = Path(__file__).with_name("requirements")
@@ -206,15 +208,6 @@ def torchserve_prepare(max_batch: int, wait_ms: float) -> Callable[[Path, int], 
     return prepare
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def ask(port: int, server: Server, body: str, timeout: float = 5.0) -> tuple[int, str]:
     """One POST of ``body`` on a new connection: status and answer."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -279,12 +272,10 @@ class Running:
                     return time.perf_counter() - self.started
                 # a wrong answer, or a request it refuses (a 404 is a route not up yet: Ray's)
                 if status == 200 or (400 <= status < 500 and status != 404):
-                    self.stop()
                     raise SystemExit(f"{self.server.name} answered {status} {answer[:200]!r}, not {label!r}")
             except (OSError, http.client.HTTPException):
                 pass
             time.sleep(0.05)
-        self.stop()
         raise SystemExit(f"{self.server.name} gave no correct answer within {limit_s:g} s; see {self.log}")
 
     def processes(self) -> list[psutil.Process]:
@@ -299,13 +290,14 @@ class Running:
         """Resident and proportional (shared pages split among sharers) memory of all its
         processes, summed, in MB."""
         rss = pss = 0
-        for process in self.processes():
+        processes = self.processes()
+        for process in processes:
             try:
                 info = process.memory_full_info()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             rss, pss = rss + info.rss, pss + info.pss
-        return {"rss_mb": rss / 2**20, "pss_mb": pss / 2**20, "processes": len(self.processes())}
+        return {"rss_mb": rss / 2**20, "pss_mb": pss / 2**20, "processes": len(processes)}
 
     def stop(self) -> None:
         """SIGTERM to its process group, SIGKILL to whatever of it is left after 30 s."""

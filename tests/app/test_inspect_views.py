@@ -13,7 +13,7 @@ import pytest
 from app.match_index import build_index
 from app.settings import Settings
 from app.store import ModelStore
-from tests.app.test_inspect_page import ARTIFACTS, expected_units
+from tests.app.test_inspect_page import ARTIFACTS, analyse, expected_units
 from tests.bundles import CORPUS, make_bundle
 from tests.serving import start_server
 
@@ -224,9 +224,7 @@ def test_the_language_model_view_draws_the_documented_answers(indexed_server, br
     )
     page.goto(f"{base}/inspect")
     page.wait_for_selector("#results[data-text]", timeout=20_000)
-    page.fill("#text", text)
-    page.click("#analyze")
-    page.wait_for_function("t => document.getElementById('results').dataset.text === t", arg=text)
+    analyse(page, text)
     assert "lm 1, test perplexity 150" in page.inner_text("#lm-note")
 
     page.check("input[name=colour-by][value=surprisal]")
@@ -277,9 +275,7 @@ def test_the_language_model_view_with_the_served_language_model(lm_server, brows
     elsewhere: list[str] = []
     page = open_page(browser, base, elsewhere)
     page.wait_for_selector("#lm-note[data-loaded=true]")
-    page.fill("#text", text)
-    page.click("#analyze")
-    page.wait_for_function("t => document.getElementById('results').dataset.text === t", arg=text)
+    analyse(page, text)
     scored = httpx.post(f"{base}/v1/lm/score", json={"text": text, "top_k": 5}).json()["tokens"]
     page.check("input[name=colour-by][value=surprisal]")
     strip = page.locator("#tokens .tok")

@@ -11,6 +11,7 @@ from behaviour.__main__ import main
 from behaviour.render import ablation_markdown, suite_markdown
 from model.bundle import CARD_FILE
 from tests.bundles import make_bundle
+from tests.training.synthetic import write_pairs
 
 CAD_ROWS = [
     ("Positive", "a wonderful film", "1"),
@@ -48,10 +49,7 @@ def test_run_writes_every_test_with_consistent_figures(bundle: Path, tmp_path: P
 
 
 def test_ablation_compares_arms_against_the_first(bundle: Path, tmp_path: Path) -> None:
-    cad = tmp_path / "cad"
-    cad.mkdir()
-    lines = ["Sentiment\tText\tbatch_id", *("\t".join(row) for row in CAD_ROWS)]
-    (cad / "dev_paired.tsv").write_text("\n".join(lines) + "\n")
+    cad = write_pairs(tmp_path / "cad", CAD_ROWS, "dev")
     other, _, _ = make_bundle(tmp_path / "other", seed=1)
     (other / CARD_FILE).write_text((bundle / CARD_FILE).read_text())
     output = tmp_path / "ablation.json"

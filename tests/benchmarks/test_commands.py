@@ -153,9 +153,7 @@ def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
     assert hostile.held({"checks": hostile.check(results)})
 
 
-@pytest.mark.parametrize(
-    "name", ["model", "service", "training", "hostile", "load", "ops", "score", "peers", "all"]
-)
+@pytest.mark.parametrize("name", [*commands.BENCHMARKS, "all"])
 def test_every_command_has_help(name, capsys) -> None:
     with pytest.raises(SystemExit) as exit:
         commands.parser().parse_args([name, "--help"])

@@ -69,7 +69,7 @@ def _round(rps: float, cold: float) -> dict:
 
 
 def test_figures_are_medians_and_ranges_over_rounds_and_saturation_is_a_rounds_best() -> None:
-    summary = harness.summarise("x", [_round(10, 1.0), _round(30, 3.0), _round(20, 2.0)], (1, 8), 5)
+    summary = harness.summarise([_round(10, 1.0), _round(30, 3.0), _round(20, 2.0)], (1, 8))
     assert summary["saturation_requests_per_s"] == {"median": 160, "min": 80, "max": 240}
     assert summary["cold_start_s"] == {"median": 2.0, "min": 1.0, "max": 3.0}
     assert summary["load"][0]["requests_per_s"]["median"] == 20
@@ -77,8 +77,8 @@ def test_figures_are_medians_and_ranges_over_rounds_and_saturation_is_a_rounds_b
 
 
 def test_the_section_judges_the_service_against_the_ceiling_and_the_peers() -> None:
-    service = harness.summarise("service", [_round(20, 1.0)], (1, 32), 5)
-    peer = harness.summarise("peer", [_round(30, 1.0)], (1, 32), 5)
+    service = harness.summarise([_round(20, 1.0)], (1, 32))
+    peer = harness.summarise([_round(30, 1.0)], (1, 32))
     figures = {
         "reviews": 2, "median_chars": 10, "rounds": 1, "seconds": 5, "clients": [1, 32],
         "server_cores": "0,1", "load_cores": "0,1",

@@ -59,3 +59,11 @@ def write_tiny_imdb(folder: Path, per_label: int = 60, unlabelled: int = 60, see
             rating = 0 if polarity == "unsup" else (8 if polarity == "pos" else 2)
             (target / f"{number}_{rating}.txt").write_text(review(words + NEUTRAL * 2))
     return folder
+
+
+def write_pairs(folder: Path, rows: list[tuple[str, str, str]], split: str = "train") -> Path:
+    """A counterfactual-pairs folder (``<split>_paired.tsv``, Kaushik et al.'s columns) of ``rows``."""
+    folder.mkdir(exist_ok=True)
+    lines = ["Sentiment\tText\tbatch_id", *("\t".join(row) for row in rows)]
+    (folder / f"{split}_paired.tsv").write_text("\n".join(lines) + "\n")
+    return folder

@@ -11,18 +11,10 @@ import torch
 from model.bundle import CARD_FILE, TOKENIZER_FILE, load_card
 from model.tokenizer import NUMBER, PLACEHOLDERS, URL, Tokenizer
 from tests.bundles import make_bundle
-from tests.training.synthetic import write_tiny_imdb
+from tests.training.synthetic import write_pairs, write_tiny_imdb
 from training import templates
 from training.counterfactual import flatten, load_pairs, pair_accuracy
 from training.finetune import main, upgrade_tokenizer
-
-
-def _write_pairs(folder: Path, rows: list[tuple[str, str, str]], split: str = "train") -> Path:
-    folder.mkdir(exist_ok=True)
-    lines = ["Sentiment\tText\tbatch_id", *("\t".join(row) for row in rows)]
-    (folder / f"{split}_paired.tsv").write_text("\n".join(lines) + "\n")
-    return folder
-
 
 PAIRS = [
     ("Positive", "a wonderful film", "7"),
@@ -33,7 +25,7 @@ PAIRS = [
 
 
 def test_pairs_are_read_by_batch_and_scored_both_right(tmp_path: Path) -> None:
-    pairs = load_pairs(_write_pairs(tmp_path / "cad", PAIRS), "train")
+    pairs = load_pairs(write_pairs(tmp_path / "cad", PAIRS), "train")
     assert [(p.batch_id, p.labels) for p in pairs] == [("7", (1, 0)), ("9", (0, 1))]
     assert pairs[1].texts == ('a "dull" plot', 'a "moving" plot')  # TSV quoting undone
     texts, labels = flatten(pairs)
@@ -44,7 +36,7 @@ def test_pairs_are_read_by_batch_and_scored_both_right(tmp_path: Path) -> None:
 
 
 def test_a_pair_that_is_not_one_positive_and_one_negative_is_refused(tmp_path: Path) -> None:
-    folder = _write_pairs(tmp_path / "cad", [("Positive", "a", "1"), ("Positive", "b", "1")])
+    folder = write_pairs(tmp_path / "cad", [("Positive", "a", "1"), ("Positive", "b", "1")])
     with pytest.raises(ValueError, match="batch 1"):
         load_pairs(folder, "train")
 
@@ -77,7 +69,7 @@ def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> N
     card["train_config"] = {"seed": 1, "validation_fraction": 0.25}
     (bundle / CARD_FILE).write_text(json.dumps(card))
     data = write_tiny_imdb(tmp_path / "imdb", per_label=8, unlabelled=2)
-    cad = _write_pairs(tmp_path / "cad", PAIRS)
+    cad = write_pairs(tmp_path / "cad", PAIRS)
     output = tmp_path / "run"
     main([
         "--bundle", str(bundle), "--data", str(data), "--output", str(output), "--counterfactual", str(cad),
