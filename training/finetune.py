@@ -7,7 +7,9 @@ Starts from the bundle's weights and vocabulary (a bundle holds no checkpoint; i
 holds every weight) and trains on a mixture:
 
 * ``--replay`` IMDB training reviews (the shipped run's train split; its validation split stays
-  held out and picks the epoch), so the model keeps what it knew;
+  held out and picks the epoch), so the model keeps what it knew; with ``--replay-targets
+  teacher`` their target is the starting bundle's own P(positive) (distillation, Hinton et al.,
+  2015), which keeps its whole decision function and not only its labels;
 * ``--counterfactual``: the train pairs of Kaushik et al. (2020) (:mod:`training.counterfactual`),
   a review and its minimal edit with opposite labels, which reward reading the words that matter;
 * ``--templates``: short sentences on negation, contrast and change over time, some with
@@ -28,7 +30,7 @@ import platform
 import random
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -40,6 +42,7 @@ from training import counterfactual, templates
 from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, TrainConfig
 from training.data import Splits, encode_reviews, load_imdb, split_reviews
+from training.evaluate import onnx_session, predict_positive
 from training.export import model_from_onnx
 from training.loop import fit, set_seed
 
@@ -65,13 +68,21 @@ def upgrade_tokenizer(
 
 
 def training_mixture(
-    args: argparse.Namespace, train_reviews: Sequence, rng: random.Random
+    args: argparse.Namespace,
+    train_reviews: Sequence,
+    rng: random.Random,
+    teacher: Callable[[list[str]], list[float]] | None = None,
 ) -> tuple[list[str], list[float], str]:
-    """Texts and targets to train on, and a sentence saying what they are."""
+    """Texts and targets to train on, and a sentence saying what they are. ``teacher``, when
+    given, sets the replayed reviews' targets (P(positive) of each text) instead of their labels."""
     replayed = rng.sample(list(train_reviews), min(args.replay, len(train_reviews)))
     texts = [review.text for review in replayed]
-    targets = [float(review.label) for review in replayed]
-    parts = [f"{len(replayed)} IMDB training reviews"]
+    if teacher is None:
+        targets = [float(review.label) for review in replayed]
+        parts = [f"{len(replayed)} IMDB training reviews"]
+    else:
+        targets = teacher(texts)
+        parts = [f"{len(replayed)} IMDB training reviews with the starting bundle's P(positive) as targets"]
     if args.counterfactual:
         pair_texts, pair_labels = counterfactual.flatten(
             counterfactual.load_pairs(args.counterfactual, "train")
@@ -126,7 +137,17 @@ def run(args: argparse.Namespace, command: str) -> Path:
     train_reviews, validation, test_reviews = split_reviews(
         dataset, args.limit_reviews, train.validation_fraction, train.seed
     )
-    texts, targets, described = training_mixture(args, train_reviews, random.Random(args.seed))
+    teacher = None
+    if args.replay_targets == "teacher":
+        # the starting bundle as it was loaded: its own tokenizer (before any upgrade) and graph
+        original = Tokenizer.load(args.bundle / TOKENIZER_FILE)
+        session = onnx_session(args.bundle / ONNX_FILE, threads=args.threads)
+
+        def teacher(texts: list[str]) -> list[float]:
+            sequences = [original.encode(text, args.train_max_tokens) for text in texts]
+            return predict_positive(session, sequences).tolist()
+
+    texts, targets, described = training_mixture(args, train_reviews, random.Random(args.seed), teacher)
     splits = Splits(
         train=([tokenizer.encode(text, args.train_max_tokens) for text in texts], targets),
         validation=encode_reviews(tokenizer, validation, train.max_tokens),
@@ -167,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--insertion-rate", type=float, default=0.0, help="share of reviews given an irrelevant insertion"
     )
     parser.add_argument("--replay", type=int, default=2000, help="IMDB training reviews in the mixture")
+    parser.add_argument(
+        "--replay-targets",
+        choices=("labels", "teacher"),
+        default="labels",
+        help="the replayed reviews' targets: their labels, or the starting bundle's P(positive)",
+    )
     parser.add_argument(
         "--train-max-tokens",
         type=int,

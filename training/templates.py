@@ -21,12 +21,19 @@ from collections.abc import Callable
 WORDS: dict[str, tuple[str, ...]] = {
     "pos": (
         "enjoyable", "terrific", "superb", "delightful", "charming", "gripping", "moving",
-        "clever", "memorable", "stunning", "entertaining", "touching",
+        "clever", "memorable", "stunning", "entertaining", "touching", "outstanding", "marvelous",
+        "magnificent", "hilarious", "witty", "engaging", "powerful", "remarkable", "compelling",
+        "riveting", "perfect", "lovely",
     ),
+    # the strongest negative words of reviews too (atrocious, awful, lousy), as well as mild ones:
+    # "not dull" is easy; "not <the worst word you know>" is what the lesson is about
     "neg": (
         "dull", "tedious", "awful", "pointless", "clumsy", "lame", "forgettable", "painful",
-        "bland", "messy", "silly", "unwatchable",
+        "bland", "messy", "silly", "unwatchable", "atrocious", "abysmal", "lousy", "pathetic",
+        "laughable", "mediocre", "dire", "dismal", "appalling", "dumb", "inept", "unbearable",
     ),
+    "posverb": ("adore", "cherish", "treasure", "appreciate"),
+    "negverb": ("loathe", "detest", "abhor"),
     "neutral": ("german", "silent", "spanish", "animated", "three-hour", "period"),
     "noun": ("flick", "feature", "story", "show", "sequel", "remake"),
     "aspect": ("dialogue", "pacing", "cinematography", "ending", "score", "screenplay", "performances"),
@@ -59,6 +66,14 @@ FRAMES: tuple[tuple[str, float], ...] = (
     ("it never once felt {neg}.", 0.8),
     ("no one could call the {aspect} {neg}.", 0.8),
     ("i can not honestly say, {filler}, that the {aspect} was {neg}.", 0.8),
+    ("the {noun} was not {neg}, {filler}.", 0.8),
+    ("i do not believe, {filler}, that anyone would find it {neg}.", 0.8),
+    # negated verbs
+    ("i did not {posverb} a minute of this {noun}.", 0.0),
+    ("i do not {negverb} this {noun} at all.", 0.8),
+    ("nobody could {negverb} a {noun} like this.", 0.8),
+    ("i {posverb} this {noun}.", 1.0),
+    ("i {negverb} this {noun}.", 0.0),
     # plain statements keep the words' own sense
     ("the {aspect} is {pos}.", 1.0),
     ("the {aspect} is {neg}.", 0.0),

@@ -92,6 +92,8 @@ def test_the_training_templates_share_no_frame_or_word_with_the_suite() -> None:
         ("neg", "neg_adj"),
         ("neutral", "neutral_adj"),
         ("place", "location"),
+        ("posverb", "pos_verb"),
+        ("negverb", "neg_verb"),
     ):
         assert not set(templates.WORDS[theirs]) & set(words[ours]), theirs
     suite_names = set(words["first_name"]) | set(words["last_name"])

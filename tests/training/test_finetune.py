@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ from tests.bundles import make_bundle
 from tests.training.synthetic import write_pairs, write_tiny_imdb
 from training import templates
 from training.counterfactual import flatten, load_pairs, pair_accuracy
-from training.finetune import main, upgrade_tokenizer
+from training.data import load_imdb
+from training.finetune import main, training_mixture, upgrade_tokenizer
 
 PAIRS = [
     ("Positive", "a wonderful film", "7"),
@@ -74,7 +77,8 @@ def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> N
     main([
         "--bundle", str(bundle), "--data", str(data), "--output", str(output), "--counterfactual", str(cad),
         "--templates", "12", "--insertion-rate", "0.5", "--tokenizer-version", "2", "--replay", "6",
-        "--epochs", "1", "--batch-size", "4", "--threads", "1", "--limit-reviews", "8",
+        "--replay-targets", "teacher", "--epochs", "1", "--batch-size", "4", "--threads", "1",
+        "--limit-reviews", "8",
     ])  # fmt: skip
     written = output / "bundle"
     assert Tokenizer.load(written / TOKENIZER_FILE).version == 2
@@ -83,4 +87,25 @@ def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> N
     assert (
         made["metrics"]["test"]["examples"] == 16
         and "2 counterfactual pairs" in made["training"]["embeddings"]
+        and "6 IMDB training reviews with the starting bundle's P(positive)" in made["training"]["embeddings"]
     )
+
+
+def test_teacher_targets_are_the_starting_bundles_own_probabilities(tmp_path: Path) -> None:
+    _, model, tokenizer = make_bundle(tmp_path / "tiny")
+    data = write_tiny_imdb(tmp_path / "imdb", per_label=8, unlabelled=2)
+    reviews = load_imdb(str(data), expect_full=False).train
+    args = argparse.Namespace(replay=4, counterfactual="", insertion_rate=0.0, templates=0)
+    seen: list[str] = []
+
+    def teacher(texts: list[str]) -> list[float]:
+        seen.extend(texts)
+        ids = [torch.tensor([tokenizer.encode(text)]) for text in texts]
+        with torch.no_grad():
+            return [float(model.eval()(i, torch.tensor([i.shape[1]])).softmax(-1)[0, 1]) for i in ids]
+
+    texts, targets, described = training_mixture(args, reviews, random.Random(0), teacher)
+    assert seen == texts and len(texts) == 4 and "P(positive) as targets" in described
+    assert all(0.0 < t < 1.0 for t in targets)  # probabilities, not the labels 0 and 1
+    labelled, hard, _ = training_mixture(args, reviews, random.Random(0))
+    assert labelled == texts and set(hard) <= {0.0, 1.0}
