@@ -168,9 +168,10 @@ def service_targets(figures: dict) -> list[list[object]]:
         # three places: 1.504 must not read as 1.50, met
         ["HTTP p50 ≤ 1.5 × in-process call, 1 client", f"{ratio:.3f}", VERDICT[ratio <= 1.5]],
         [
-            "throughput at 32 clients (batching) ≥ 3 × 1 client",
+            # issue 28 retired it: on 2 cores shared with the client it measured the machine
+            "throughput at 32 clients (batching) ≥ 3 × 1 client (retired: see the peers)",
             f"{gain:.2f}" if gain else "not measured",
-            VERDICT[gain >= 3] if gain else VERDICT[None],
+            "retired",
         ],
         ["service peak RSS ≤ 250 MB", f"{rss:.0f} MB", VERDICT[rss <= 250]],
         ["cold start to ready ≤ 3 s", f"{ready:.2f} s", VERDICT[ready <= 3]],
@@ -479,8 +480,14 @@ def _row_at(server: dict, clients: int) -> dict | None:
     return next((row for row in server["load"] if row["clients"] == clients), None)
 
 
+def _overlap(a: dict, b: dict) -> bool:
+    """Whether two figures' ranges over the rounds overlap: then their medians' order is noise."""
+    return a["min"] <= b["max"] and b["min"] <= a["max"]
+
+
 def peers_targets(figures: dict) -> list[list[object]]:
-    """(target, measured, met) rows of issue 28's goals for the service."""
+    """(target, measured, met) rows of issue 28's goals for the service. A row lost within the
+    rounds' spread says so; the page's prose says what a lost row's cause is."""
     servers = figures["servers"]
     ours = servers.get("service")
     if ours is None:
@@ -494,29 +501,44 @@ def peers_targets(figures: dict) -> list[list[object]]:
         ],
         ["service errors", str(ours["errors"]), VERDICT[ours["errors"] == 0]],
     ]
-    others = {name: s for name, s in servers.items() if name != "service"}
+    before = servers.get("service-before")
+    if before and _row_at(ours, 1) and _row_at(before, 1):
+        mine, theirs = (_row_at(s, 1)["p50_ms"]["median"] for s in (ours, before))
+        rows.append(
+            [
+                "one client's p50 ≤ 1.2 × the defaults before issue 28 (service-before)",
+                f"{mine:.1f} vs {theirs:.1f} ms ({mine / theirs:.2f} ×)",
+                VERDICT[mine <= 1.2 * theirs],
+            ]
+        )
+    others = {name: s for name, s in servers.items() if not name.startswith("service")}
     if others:
         best = max(others, key=lambda name: others[name]["saturation_requests_per_s"]["median"])
-        mine, theirs = (s["saturation_requests_per_s"]["median"] for s in (ours, others[best]))
+        mine, theirs = (s["saturation_requests_per_s"] for s in (ours, others[best]))
         rows.append(
             [
                 f"saturation ahead of every peer (best: {best})",
-                f"{mine:.0f} vs {theirs:.0f}",
-                VERDICT[mine > theirs],
+                f"{mine['median']:.0f} vs {theirs['median']:.0f}",
+                _verdict(mine["median"] > theirs["median"], mine, theirs),
             ]
         )
-        p99 = {name: _row_at(s, 32) for name, s in servers.items()}
+        p99 = {name: _row_at(s, 32) for name, s in {"service": ours, **others}.items()}
         if all(p99.values()):
             lowest = min(others, key=lambda name: p99[name]["p99_ms"]["median"])
-            mine, theirs = p99["service"]["p99_ms"]["median"], p99[lowest]["p99_ms"]["median"]
+            mine, theirs = p99["service"]["p99_ms"], p99[lowest]["p99_ms"]
             rows.append(
                 [
                     f"p99 at 32 clients below every peer's (best: {lowest})",
-                    f"{mine:.0f} vs {theirs:.0f} ms",
-                    VERDICT[mine < theirs],
+                    f"{mine['median']:.0f} vs {theirs['median']:.0f} ms",
+                    _verdict(mine["median"] < theirs["median"], mine, theirs),
                 ]
             )
     return rows
+
+
+def _verdict(met: bool, mine: dict, theirs: dict) -> str:
+    """yes / no, and whether the rounds' ranges overlap (the order of the medians is then noise)."""
+    return VERDICT[met] + (" (ranges overlap)" if _overlap(mine, theirs) else "")
 
 
 def _peers(figures: dict) -> list[str]:

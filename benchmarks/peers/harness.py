@@ -140,7 +140,9 @@ def benchmark(bundle: Path, texts: Sequence[str], args: argparse.Namespace) -> d
     texts_file = load.write_reviews(servers.PEERS / "reviews.tsv", texts, labels)
     chosen = [
         s
-        for s in servers.catalogue(args.peer_threads, args.peer_max_batch, args.peer_wait_ms)
+        for s in servers.catalogue(
+            args.peer_threads, args.peer_max_batch, args.peer_wait_ms, args.peer_workers
+        )
         if s.name in args.servers
     ]
     for server in chosen:
@@ -198,7 +200,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reviews", type=int, default=500, help="IMDB test reviews in the mix")
     parser.add_argument("--server-cores", default=every, help="cores of every server and of the ceiling")
     parser.add_argument("--load-cores", default=every, help="cores of wrk")
-    parser.add_argument("--peer-threads", type=int, default=1, help="onnxruntime threads of a batching peer")
+    parser.add_argument("--peer-threads", type=int, default=1, help="onnxruntime threads of a peer's worker")
+    parser.add_argument(
+        "--peer-workers", type=int, default=2, help="model workers of a batching peer (the service runs 2)"
+    )
     parser.add_argument("--peer-max-batch", type=int, default=32, help="a peer's largest batch")
     parser.add_argument("--peer-wait-ms", type=float, default=5, help="a peer's longest wait for a batch")
 

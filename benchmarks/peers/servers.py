@@ -46,11 +46,12 @@ class Server:
     extra_size: tuple[Path, ...] = ()  # what it needs outside its environment (TorchServe's Java)
     # what must exist before it starts (TorchServe's model store and config), from venv and port
     prepare: Callable[[Path, int], None] | None = None
+    environment: str = ""  # another server's environment it runs from ("": its own)
 
     @property
     def venv(self) -> Path:
         """Its virtual environment."""
-        return PEERS / self.name
+        return PEERS / (self.environment or self.name)
 
     def pins(self) -> str:
         """Its requirements file and the files it includes (``-r``), as one text."""
@@ -82,23 +83,43 @@ def _bin(venv: Path, program: str) -> str:
     return str(venv / "bin" / program)
 
 
-def catalogue(threads: int, max_batch: int, wait_ms: float) -> list[Server]:
+# the service's defaults before issue 28 (2 onnxruntime threads, 1 inference worker): the arm
+# that one client's latency under the new defaults is compared with, in the same run
+BEFORE = {"SENTIMENT_THREADS": "2", "SENTIMENT_INFERENCE_WORKERS": "1"}
+
+
+def catalogue(threads: int, max_batch: int, wait_ms: float, workers: int = 2) -> list[Server]:
     """The service and its peers. The peers' batching: at most ``max_batch`` texts a call and,
     where the peer has the knob, ``wait_ms`` for a batch to fill; ``threads`` onnxruntime
-    intra-op threads in each batching peer (the tutorial app leaves onnxruntime's default)."""
+    intra-op threads in each of ``workers`` model workers of a batching peer (the service runs
+    two inference workers of one thread; the tutorial app leaves onnxruntime's default)."""
     model = {
         "PEER_THREADS": str(threads),
         "PEER_MAX_BATCH": str(max_batch),
         "PEER_BATCH_WAIT_MS": str(wait_ms),
+        "PEER_WORKERS": str(workers),
     }
-    batched = f"≤ {max_batch} a call, ≤ {wait_ms:g} ms wait, {threads} thread(s)"
+    batched = f"≤ {max_batch} a call, ≤ {wait_ms:g} ms wait, {workers} worker(s) of {threads} thread(s)"
+
+    def service(venv: Path, port: int) -> list[str]:
+        return [_bin(venv, "python"), "-m", "app", "--port", str(port)]
+
     return [
         Server(
             "service",
             ROOT / "requirements" / "serve.txt",
-            lambda venv, port: [_bin(venv, "python"), "-m", "app", "--port", str(port)],
+            service,
             path="/v1/predict",
-            batching="its defaults",
+            batching="its defaults (2 inference workers of 1 thread)",
+        ),
+        Server(
+            "service-before",
+            ROOT / "requirements" / "serve.txt",
+            service,
+            path="/v1/predict",
+            env=BEFORE,
+            batching="its defaults before issue 28 (1 inference worker of 2 threads)",
+            environment="service",
         ),
         Server(
             "fastapi",
@@ -133,7 +154,7 @@ def catalogue(threads: int, max_batch: int, wait_ms: float) -> list[Server]:
             ],
             template='{"texts": [%s]}',
             env=model,
-            batching=f"≤ {max_batch} a call, adaptive wait, {threads} thread(s)",
+            batching=f"≤ {max_batch} a call, adaptive wait, {workers} worker(s) of {threads} thread(s)",
         ),
         Server(
             "ray",
@@ -160,7 +181,7 @@ def catalogue(threads: int, max_batch: int, wait_ms: float) -> list[Server]:
             env={**model, "JAVA_HOME": str(JAVA), "PATH": f"{JAVA}/bin:{os.environ.get('PATH', '')}"},
             batching=batched,
             extra_size=(JAVA,),
-            prepare=torchserve_prepare(max_batch, wait_ms),
+            prepare=torchserve_prepare(max_batch, wait_ms, workers),
         ),
     ]
 
@@ -169,9 +190,9 @@ JAVA = Path("/usr/lib/jvm/java-17-openjdk-amd64")  # Debian's openjdk-17-jre-hea
 TORCHSERVE = PEERS / "torchserve-store"  # its model store and config, made at each start
 
 
-def torchserve_prepare(max_batch: int, wait_ms: float) -> Callable[[Path, int], None]:
-    """Write TorchServe's model folder (torch-model-archiver, unarchived) and its config: one
-    worker, batches of up to ``max_batch`` waiting at most ``wait_ms``, on ``port`` (the
+def torchserve_prepare(max_batch: int, wait_ms: float, workers: int) -> Callable[[Path, int], None]:
+    """Write TorchServe's model folder (torch-model-archiver, unarchived) and its config:
+    ``workers`` workers, batches of up to ``max_batch`` waiting at most ``wait_ms``, on ``port`` (the
     management and metrics APIs on the two ports after it), no token authorisation."""
 
     def prepare(venv: Path, port: int) -> None:
@@ -188,8 +209,8 @@ def torchserve_prepare(max_batch: int, wait_ms: float) -> Callable[[Path, int], 
         model = {
             "defaultVersion": True,
             "marName": "sentiment",
-            "minWorkers": 1,
-            "maxWorkers": 1,
+            "minWorkers": workers,
+            "maxWorkers": workers,
             "batchSize": max_batch,
             "maxBatchDelay": round(wait_ms),
             "responseTimeout": 120,

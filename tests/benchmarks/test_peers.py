@@ -93,3 +93,38 @@ def test_the_section_judges_the_service_against_the_ceiling_and_the_peers() -> N
     assert targets["service saturation ≥ 0.7 × in-process batched ceiling"][2] == "**no**"
     assert targets["saturation ahead of every peer"][1:] == ["160 vs 240", "**no**"]
     assert "| peer | 32 | 240 (240–240) |" in "\n".join(render.SECTIONS["peers"](figures))
+
+
+def test_one_clients_p50_is_judged_against_the_old_defaults_and_overlapping_ranges_are_said() -> None:
+    def server(rounds: list[tuple[float, float]]) -> dict:
+        """Rounds of (p50, p99) at 1 and 32 clients, 10 requests/s."""
+        made = []
+        for p50, p99 in rounds:
+            row = {"requests_per_s": 10.0, "p50_ms": p50, "p99_ms": p99, "errors": 0, "checked": 5}
+            made.append(
+                {
+                    "cold_start_s": 1.0, "rss_mb": 1.0, "pss_mb": 1.0, "processes": 1,
+                    "load": [{**row, "clients": c, "wrk_cpu_s": 0.1, "seconds": 5.0} for c in (1, 32)],
+                }
+            )  # fmt: skip
+        return {"batching": "", "size_mb": 1.0, **harness.summarise(made, (1, 32))}
+
+    figures = {
+        "service_over_ceiling": {"median": 0.8, "min": 0.8, "max": 0.8},
+        "servers": {
+            "service": server([(7.0, 280.0), (8.0, 300.0)]),
+            "service-before": server([(6.0, 400.0), (6.0, 400.0)]),
+            "peer": server([(9.0, 250.0), (9.0, 290.0)]),
+        },
+    }
+    targets = {row[0].split(" (")[0]: row for row in render.peers_targets(figures)}
+    assert targets["one client's p50 ≤ 1.2 × the defaults before issue 28"][1:] == [
+        "7.5 vs 6.0 ms (1.25 ×)",
+        "**no**",
+    ]
+    # the old defaults are the service's own arm, not a peer to beat
+    assert targets["p99 at 32 clients below every peer's"][1:] == ["290 vs 270 ms", "**no** (ranges overlap)"]
+    figures["servers"]["peer"] = server([(9.0, 310.0), (9.0, 320.0)])
+    targets = {row[0].split(" (")[0]: row for row in render.peers_targets(figures)}
+    assert targets["p99 at 32 clients below every peer's"][2] == "yes"
+    assert targets["saturation ahead of every peer"][2] == "**no** (ranges overlap)"  # 10 vs 10

@@ -9,12 +9,12 @@ A batchable API takes a list: each request POSTs ``{"texts": [review]}`` and get
 
 import bentoml
 
-from benchmarks.peers.apps.onnx_model import SentimentModel, batching
+from benchmarks.peers.apps.onnx_model import SentimentModel, batching, workers
 
 MAX_BATCH, _ = batching()
 
 
-@bentoml.service(workers=1)
+@bentoml.service(workers=workers())
 class Sentiment:
     """The bundle behind one batchable API."""
 

@@ -8,7 +8,7 @@ import sys
 
 import litserve as ls
 
-from benchmarks.peers.apps.onnx_model import SentimentModel, batching
+from benchmarks.peers.apps.onnx_model import SentimentModel, batching, workers
 
 
 class SentimentAPI(ls.LitAPI):
@@ -34,5 +34,5 @@ class SentimentAPI(ls.LitAPI):
 if __name__ == "__main__":
     max_batch, wait_s = batching()
     api = SentimentAPI(max_batch_size=max_batch, batch_timeout=wait_s)
-    server = ls.LitServer(api, accelerator="cpu", workers_per_device=1)
+    server = ls.LitServer(api, accelerator="cpu", workers_per_device=workers())
     server.run(host="127.0.0.1", port=int(sys.argv[1]), generate_client_file=False)

@@ -49,6 +49,12 @@ class SentimentModel:
         return [{"label": LABELS[int(np.argmax(row))], "score": float(row[1])} for row in probabilities]
 
 
+def workers() -> int:
+    """Model workers (processes or replicas) the harness asked a batching peer for
+    (``PEER_WORKERS``): the service runs two inference workers, so a peer gets as many."""
+    return int(os.environ.get("PEER_WORKERS", "1"))
+
+
 def batching() -> tuple[int, float]:
     """The batch size cap and the longest wait for a batch to fill, in seconds, that the harness
     set (``PEER_MAX_BATCH``, ``PEER_BATCH_WAIT_MS``)."""

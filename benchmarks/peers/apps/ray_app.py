@@ -12,14 +12,15 @@ import ray
 from ray import serve
 from starlette.requests import Request
 
-from benchmarks.peers.apps.onnx_model import SentimentModel, batching
+from benchmarks.peers.apps.onnx_model import SentimentModel, batching, workers
 
 MAX_BATCH, WAIT_S = batching()
 
 
-@serve.deployment(max_ongoing_requests=256)  # Serve's default (5) would cap the batch, not the load
+# max_ongoing_requests: Serve's default (5) would cap the batch, not the load
+@serve.deployment(max_ongoing_requests=256, num_replicas=workers())
 class Sentiment:
-    """The bundle in one replica; concurrent requests share a call."""
+    """The bundle in each replica; concurrent requests to a replica share a call."""
 
     def __init__(self) -> None:
         self.model = SentimentModel.from_env()
