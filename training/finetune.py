@@ -87,9 +87,12 @@ def training_mixture(
         pair_texts, pair_labels = counterfactual.flatten(
             counterfactual.load_pairs(args.counterfactual, "train")
         )
-        texts += pair_texts
-        targets += [float(label) for label in pair_labels]
-        parts.append(f"{len(pair_texts) // 2} counterfactual pairs (Kaushik et al., 2020)")
+        texts += pair_texts * args.counterfactual_repeats
+        targets += [float(label) for label in pair_labels] * args.counterfactual_repeats
+        parts.append(
+            f"{len(pair_texts) // 2} counterfactual pairs (Kaushik et al., 2020)"
+            + (f" x {args.counterfactual_repeats}" if args.counterfactual_repeats > 1 else "")
+        )
     if args.insertion_rate:
         # label-preserving insertions into real reviews too, not only into short sentences
         texts = [
@@ -182,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--output", type=Path, required=True, help="run folder (checkpoints, metrics, bundle/)"
     )
     parser.add_argument("--counterfactual", default="", help="folder of the CAD pairs ('': none)")
+    parser.add_argument(
+        "--counterfactual-repeats", type=int, default=1, help="times each pair is in the mixture"
+    )
     parser.add_argument("--templates", type=int, default=0, help="template sentences to add (0: none)")
     parser.add_argument("--tokenizer-version", type=int, default=1, choices=(1, 2), help="tokenizer version")
     parser.add_argument(

@@ -76,7 +76,8 @@ def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> N
     output = tmp_path / "run"
     main([
         "--bundle", str(bundle), "--data", str(data), "--output", str(output), "--counterfactual", str(cad),
-        "--templates", "12", "--insertion-rate", "0.5", "--tokenizer-version", "2", "--replay", "6",
+        "--counterfactual-repeats", "2", "--templates", "12", "--insertion-rate", "0.5",
+        "--tokenizer-version", "2", "--replay", "6",
         "--replay-targets", "teacher", "--epochs", "1", "--batch-size", "4", "--threads", "1",
         "--limit-reviews", "8",
     ])  # fmt: skip
@@ -86,7 +87,7 @@ def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> N
     assert made["model_config"]["vocab_size"] == card["model_config"]["vocab_size"] + 3
     assert (
         made["metrics"]["test"]["examples"] == 16
-        and "2 counterfactual pairs" in made["training"]["embeddings"]
+        and "2 counterfactual pairs (Kaushik et al., 2020) x 2" in made["training"]["embeddings"]
         and "6 IMDB training reviews with the starting bundle's P(positive)" in made["training"]["embeddings"]
     )
 
@@ -95,7 +96,9 @@ def test_teacher_targets_are_the_starting_bundles_own_probabilities(tmp_path: Pa
     _, model, tokenizer = make_bundle(tmp_path / "tiny")
     data = write_tiny_imdb(tmp_path / "imdb", per_label=8, unlabelled=2)
     reviews = load_imdb(str(data), expect_full=False).train
-    args = argparse.Namespace(replay=4, counterfactual="", insertion_rate=0.0, templates=0)
+    args = argparse.Namespace(
+        replay=4, counterfactual="", counterfactual_repeats=1, insertion_rate=0.0, templates=0
+    )
     seen: list[str] = []
 
     def teacher(texts: list[str]) -> list[float]:
