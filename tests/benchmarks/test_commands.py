@@ -174,6 +174,26 @@ def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
     assert not hostile.held({"checks": checks})
 
 
+@pytest.mark.parametrize("broken", [False, True])
+def test_hostile_writes_its_record_and_exits_1_when_a_bound_broke(monkeypatch, tmp_path, broken) -> None:
+    """The command's exit status, on made-up figures: no server is started, no attack runs."""
+    figures = _hostile_results()
+    if broken:
+        figures["headers"]["predict_p99_ratio"] = 12.0
+    seconds = {"headers": 1.0, "total": 1.0}
+    made_up = {"results": figures, "checks": hostile.check(figures), "seconds": seconds}
+    monkeypatch.setattr(hostile, "run", lambda args: made_up)
+    argv = ["hostile", "--bundle", str(tmp_path / "unused"), "--results", str(tmp_path)]
+    if broken:
+        with pytest.raises(SystemExit) as exit:
+            commands.main(argv)
+        assert exit.value.code == 1
+    else:
+        commands.main(argv)  # returns: exit status 0
+    record = json.loads((tmp_path / "hostile.json").read_text())
+    assert record["figures"]["checks"] == made_up["checks"]  # written before it exits
+
+
 @pytest.mark.parametrize("name", [*commands.BENCHMARKS, "all"])
 def test_every_command_has_help(name, capsys) -> None:
     with pytest.raises(SystemExit) as exit:
