@@ -614,7 +614,12 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
 
 def section(name: str, record: dict) -> str:
     """One benchmark's Markdown section: title, provenance, its targets and tables."""
-    lines = [f"## {TITLES.get(name, name)}", "", provenance(record), ""]
+    return f"## {TITLES.get(name, name)}\n\n" + body(name, record)
+
+
+def body(name: str, record: dict) -> str:
+    """A section without its title, for a page that quotes one record under its own heading."""
+    lines = [provenance(record), ""]
     if name == "model":
         lines += [*table(["target", "measured", "met"], model_targets(record["figures"])), ""]
     lines += SECTIONS[name](record["figures"])
