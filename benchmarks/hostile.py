@@ -335,7 +335,7 @@ def headers(server: Server) -> dict:
         return {
             "big_header_refused_in_s": seconds,
             "big_header_answer": answer.split(b"\r\n", 1)[0].decode(errors="replace"),
-            "unfinished_headers_refused_in_s": max(seconds for _, seconds, _ in unfinished),
+            "unfinished_headers_refused_in_s": max(took for _, took, _ in unfinished),
             "peak_rss_growth_mb": peak_rss_mb(process.pid) - peak_before,
             "rss_growth_mb": rss_mb(process.pid) - rss_before,
             "predict_unloaded_p99_ms": unloaded,
