@@ -253,12 +253,17 @@ def _hostile(figures: dict) -> list[str]:
         [f"`{c['figure']}`", f"{c['value']:.4g}", c["bound"], "held" if c["held"] else "**broken**"]
         for c in figures["checks"]
     ]
-    return [
+    lines = [
         "Issue 22's attacks on a real server with the shipped model; each figure against the bound "
         "it must hold (the command exits 1 when one breaks).",
         "",
         *table(["figure", "measured", "bound", "held"], rows),
     ]
+    if "seconds" in figures:  # records before the run time was kept have none
+        seconds = figures["seconds"]
+        each = ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items() if name != "total")
+        lines += ["", f"The run took {seconds['total']:.0f} s ({each}), server starts included."]
+    return lines
 
 
 def _load(figures: dict) -> list[str]:
@@ -609,7 +614,12 @@ SECTIONS: dict[str, Callable[[dict], list[str]]] = {
 
 def section(name: str, record: dict) -> str:
     """One benchmark's Markdown section: title, provenance, its targets and tables."""
-    lines = [f"## {TITLES.get(name, name)}", "", provenance(record), ""]
+    return f"## {TITLES.get(name, name)}\n\n" + body(name, record)
+
+
+def body(name: str, record: dict) -> str:
+    """A section without its title, for a page that quotes one record under its own heading."""
+    lines = [provenance(record), ""]
     if name == "model":
         lines += [*table(["target", "measured", "met"], model_targets(record["figures"])), ""]
     lines += SECTIONS[name](record["figures"])

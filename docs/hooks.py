@@ -11,6 +11,8 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
   ``experiments/results/lm_anchor.json`` (``python -m experiments.lm_anchor``);
 * ``benchmarks``: the benchmark results, rendered by ``benchmarks.render.markdown`` from
   ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them;
+* ``hostile``: the hostile-client record (``benchmarks/results/hostile.json``) alone, for the
+  reliability page, rendered by ``benchmarks.render.body``; without it, how to make it;
 * ``speed``, ``lengths`` and ``claims``: the limits page's tables, rendered by
   ``experiments.render.section`` from ``experiments/results/*.json`` (the variant study and the
   long-range task).
@@ -163,6 +165,19 @@ def benchmarks_page(results: Path = RESULTS) -> str:
     return "\n\n".join(markdown(results).values())  # each section carries its own heading
 
 
+def hostile_record(results: Path = RESULTS) -> str:
+    """Each figure of the latest hostile-client run against its bound, where the run came from and
+    how long it took; or how to make the record when there is none."""
+    _importable()
+    from benchmarks.render import body
+    from benchmarks.results import read
+
+    record = read(results).get("hostile")
+    if record is None:
+        return "Not measured in this checkout: `python -m benchmarks hostile` writes `hostile.json`."
+    return body("hostile", record)
+
+
 def experiments_section(name: str, results: Path = EXPERIMENT_RESULTS) -> str:
     """A table of the limits page, rendered by ``experiments.render`` from ``results``."""
     _importable()
@@ -232,6 +247,7 @@ def generated(name: str) -> str:
     """The markdown of the generated part ``name``."""
     parts = {
         "benchmarks": benchmarks_page,
+        "hostile": hostile_record,
         "lmanchor": lm_anchor_table,
         "recipe": recipe_runs,
         "runs": lambda: runs_table(load_runs()),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import results
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 
@@ -66,6 +68,18 @@ def test_the_benchmarks_page_says_how_to_make_results_when_there_are_none(tmp_pa
     page = hooks.benchmarks_page(tmp_path)
     assert "python -m benchmarks all" in page
     assert "have not been generated" in page
+
+
+def test_the_reliability_page_quotes_the_hostile_record_under_its_own_heading(tmp_path: Path, hooks) -> None:
+    assert "<!-- generated: hostile -->" in (DOCS / "operations" / "reliability.md").read_text()
+    assert "Not measured" in hooks.hostile_record(tmp_path)
+    checks = [{"figure": "headers.predict_p99_ratio", "value": 1.9, "bound": "<= 10", "held": True}]
+    figures = {"results": {}, "checks": checks, "seconds": {"headers": 5.0, "total": 5.0}}
+    results.write("hostile", figures, ["hostile"], tmp_path)
+    part = hooks.hostile_record(tmp_path)
+    assert part.startswith("Measured by `python -m benchmarks hostile`")  # no second heading
+    assert "| `headers.predict_p99_ratio` | 1.9 | <= 10 | held |" in part
+    assert "The run took 5 s" in part
 
 
 def test_an_unknown_generated_part_fails_the_build(hooks) -> None:

@@ -292,13 +292,15 @@ def test_the_rendered_page_has_a_section_per_result_file(tmp_path) -> None:
     }
     results.write("load", load, ["load"], tmp_path)
     checks = [{"figure": "saliency.peak_rss_mb", "value": 300.0, "bound": "<= 512", "held": True}]
-    results.write("hostile", {"results": {}, "checks": checks}, ["hostile"], tmp_path)
+    seconds = {"saliency": 20.0, "headers": 9.6, "total": 29.6}
+    results.write("hostile", {"results": {}, "checks": checks, "seconds": seconds}, ["hostile"], tmp_path)
     (tmp_path / "notes.json").write_text("{}")  # not a benchmark's: left out
     sections = render.markdown(tmp_path)
     assert list(sections) == ["hostile", "load"]
     assert "`python -m benchmarks load`" in sections["load"]
     assert "| 4 | 2 | 100 | 0 | 50 | 20 | 40 | 60 | 150 | no |" in sections["load"]
     assert "| `saliency.peak_rss_mb` | 300 | <= 512 | held |" in sections["hostile"]
+    assert "The run took 30 s (saliency 20 s, headers 10 s)" in sections["hostile"]
 
 
 def test_a_server_runs_the_code_of_its_source_checkout(tmp_path) -> None:

@@ -132,25 +132,66 @@ def test_match(tmp_path, tiny_imdb, bundle) -> None:
             assert 0 < timing["p50_ms"] <= timing["p95_ms"] <= timing["max_ms"], (where, query)
 
 
-def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
-    results = {
+def _hostile_results() -> dict:
+    """Figures of a hostile run in which every bound holds."""
+    return {
         "saliency": {
+            "saliency_admitted": 3,
             "peak_rss_mb": 300.0,
             "predict_during": {"ok_share": 1.0},
             "predict_p99_ratio": 2.0,
             "server_cpu_s_in_the_second_after_deadline_plus_1s": 0.0,
         },
-        "slow_clients": {"predict_during": {"ok_share": 0.995}},
-        "long_predictions": {"predict_during": {"ok_share": 1.0}},
-        "normalisation": {"healthz_during": {"p99_ms": 20.0, "ok_share": 1.0}},
-        "headers": {"peak_rss_growth_mb": 1.0, "rss_growth_mb": 60.0, "predict_during": {"ok_share": 1.0}},
+        "slow_clients": {"slowloris_closed_by_server": 200, "predict_during": {"ok_share": 0.995}},
+        "long_predictions": {"saliency_admitted": 3, "predict_during": {"ok_share": 1.0}},
+        "normalisation": {"flood_predictions_ok": 300, "healthz_during": {"p99_ms": 20.0, "ok_share": 1.0}},
+        "headers": {
+            "big_header_refused_in_s": 0.01,
+            "unfinished_headers_refused_in_s": 0.02,
+            "peak_rss_growth_mb": 1.0,
+            "rss_growth_mb": 50.0,  # on the bound holds it
+            "predict_during": {"ok_share": 1.0},
+            "predict_p99_ratio": 2.0,
+        },
     }
+
+
+def test_hostile_checks_every_bound_and_says_when_one_broke() -> None:
+    results = _hostile_results()
+    assert hostile.held({"checks": hostile.check(results)})
+    broken = {
+        ("headers", "rss_growth_mb"): 60.0,
+        ("headers", "predict_p99_ratio"): 10.5,  # another client slowed down by the attack
+        ("headers", "big_header_refused_in_s"): 8.2,  # refused, but not fast
+        ("saliency", "saliency_admitted"): 0,  # every saliency map refused: the attack never ran
+        ("normalisation", "flood_predictions_ok"): 0,
+    }
+    for (scenario, key), value in broken.items():
+        results[scenario][key] = value
     checks = hostile.check(results)
     assert len(checks) == len(hostile.BOUNDS)
-    assert [c["figure"] for c in checks if not c["held"]] == ["headers.rss_growth_mb"]
+    assert {c["figure"] for c in checks if not c["held"]} == {f"{s}.{k}" for s, k in broken}
     assert not hostile.held({"checks": checks})
-    results["headers"]["rss_growth_mb"] = 50.0  # on the bound holds it
-    assert hostile.held({"checks": hostile.check(results)})
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_hostile_writes_its_record_and_exits_1_when_a_bound_broke(monkeypatch, tmp_path, broken) -> None:
+    """The command's exit status, on made-up figures: no server is started, no attack runs."""
+    figures = _hostile_results()
+    if broken:
+        figures["headers"]["predict_p99_ratio"] = 12.0
+    seconds = {"headers": 1.0, "total": 1.0}
+    made_up = {"results": figures, "checks": hostile.check(figures), "seconds": seconds}
+    monkeypatch.setattr(hostile, "run", lambda args: made_up)
+    argv = ["hostile", "--bundle", str(tmp_path / "unused"), "--results", str(tmp_path)]
+    if broken:
+        with pytest.raises(SystemExit) as exit:
+            commands.main(argv)
+        assert exit.value.code == 1
+    else:
+        commands.main(argv)  # returns: exit status 0
+    record = json.loads((tmp_path / "hostile.json").read_text())
+    assert record["figures"]["checks"] == made_up["checks"]  # written before it exits
 
 
 @pytest.mark.parametrize("name", [*commands.BENCHMARKS, "all"])

@@ -6,6 +6,7 @@ import sys
 import unicodedata
 from unittest.mock import patch
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -105,6 +106,27 @@ def test_a_capped_tokenisation_reads_pieces_but_equals_the_whole(text: str, cap:
             capped = tokenize(text, cap, version)
         assert capped[: cap + 1] == everything[: cap + 1]
         assert (len(capped) > cap) == (len(everything) > cap)
+
+
+@pytest.mark.parametrize("cap", [10, 1000])
+def test_a_capped_tokenisation_normalises_only_the_prefix_its_tokens_need(cap: int) -> None:
+    """Only about the ``cap + 1`` tokens' characters, plus at most two pieces, go through NFKC,
+    and none of a tail that would grow 18-fold (U+FDFA) under it."""
+    prefix = "word " * 200_000
+    normalized: list[str] = []
+    normalize_for_real = unicodedata.normalize
+
+    def counting(form: str, text: str) -> str:
+        if form == "NFKC":
+            normalized.append(text)
+        return normalize_for_real(form, text)
+
+    with patch.object(tokenizer_module.unicodedata, "normalize", counting):
+        tokens = tokenize(prefix + "\ufdfa" * 200_000, cap)
+    assert tokens == ["word"] * (cap + 1)
+    needed = len("word ") * (cap + 1)
+    assert needed <= sum(map(len, normalized)) <= needed + 2 * tokenizer_module.PIECE_CHARS
+    assert not any("\ufdfa" in piece for piece in normalized)
 
 
 def test_every_character_expands_at_most_max_expansion() -> None:
