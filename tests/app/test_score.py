@@ -90,7 +90,7 @@ def _write(kind: str, path: Path, rows: list[dict]) -> None:
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     elif kind == "csv":
         with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, ["id", "text"])
+            writer = csv.DictWriter(file, list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     elif kind == "parquet":
@@ -120,17 +120,44 @@ def _read(kind: str, path: Path) -> list[dict]:
 def test_every_format_keeps_the_input_columns_and_adds_the_results(
     tmp_path, bundle_dir, client, kind, suffix
 ) -> None:
-    rows = [{"id": str(i), "text": text} for i, text in enumerate(TEXTS[:40])]
+    field = "text" if kind == "text" else "review"  # a line of plain text is "text"
+    rows = [{"id": str(i), field: text} for i, text in enumerate(TEXTS[:40])]
     source = tmp_path / f"reviews{suffix}"
     _write(kind, source, rows)
     output = tmp_path / ("scored.jsonl" if kind == "text" else f"scored{suffix}")
-    run(source, output, "--bundle", bundle_dir, "--workers", 1, "--part-rows", 16)
+    run(source, output, "--bundle", bundle_dir, "--workers", 1, "--part-rows", 16, "--text-field", field)
     scored = _read("jsonl" if kind == "text" else kind, output)
-    expected_columns = (["text"] if kind == "text" else ["id", "text"]) + list(RESULT_COLUMNS)
+    expected_columns = (["text"] if kind == "text" else ["id", field]) + list(RESULT_COLUMNS)
     assert list(scored[0]) == expected_columns
-    assert [row["text"] for row in scored] == [row["text"] for row in rows]
-    assert_same_as_api(scored, api_answers(client, [row["text"] for row in rows]))
+    assert [row[field] for row in scored] == [row[field] for row in rows]
+    assert_same_as_api(scored, api_answers(client, [row[field] for row in rows]))
     assert not (tmp_path / f"{output.name}.parts").exists()  # joined, then removed
+
+
+def test_the_format_flag_overrides_the_extension(tmp_path, bundle_dir, client) -> None:
+    rows = [{"id": str(i), "text": text} for i, text in enumerate(TEXTS[:10])]
+    _write("csv", tmp_path / "reviews.dat", rows)  # an extension no format has
+    run(tmp_path / "reviews.dat", tmp_path / "scored.dat", "--bundle", bundle_dir, "--format", "csv")
+    scored = _read("csv", tmp_path / "scored.dat")
+    assert list(scored[0]) == ["id", "text", *RESULT_COLUMNS]
+    assert_same_as_api(scored, api_answers(client, TEXTS[:10]))
+    _write("jsonl", tmp_path / "reviews.txt", rows)  # JSON lines, named as plain text
+    run(tmp_path / "reviews.txt", tmp_path / "scored.jsonl", "--bundle", bundle_dir, "--format", "jsonl")
+    scored = read_jsonl(tmp_path / "scored.jsonl")
+    assert [row["id"] for row in scored] == [row["id"] for row in rows]  # rows, not lines of text
+    assert_same_as_api(scored, api_answers(client, TEXTS[:10]))
+
+
+def test_the_progress_bar_shows_rows_and_rows_per_second(tmp_path, bundle_dir, capsys) -> None:
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    arguments = [str(source), str(tmp_path / "scored.jsonl"), "--bundle", str(bundle_dir)]
+    main([*arguments, "--workers", "1", "--task-rows", "30"])
+    shown = capsys.readouterr()
+    assert f"{len(TEXTS)}/{len(TEXTS)}" in shown.err and " rows/s" in shown.err
+    assert f"{len(TEXTS)} rows ->" in shown.out  # the bar is on stderr, the summary on stdout
+    main([*arguments, "--workers", "1", "--no-progress"])
+    assert capsys.readouterr().err == ""
 
 
 def test_plain_text_can_be_written_as_csv_or_parquet(tmp_path, bundle_dir) -> None:
