@@ -15,12 +15,18 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.score.__main__ import main
 from app.score.scorer import RESULT_COLUMNS
+from app.settings import Settings
+from benchmarks import reviews
 from tests.bundles import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "models" / "default"
+SHIPPED_REVIEWS = 500  # IMDB test reviews, drawn as the benchmarks draw them
 # reviews of 1 to 30 tokens: the bundle reads 12, so some are truncated
 TEXTS = [" ".join((CORPUS[i % 4] + " " + CORPUS[(i + 1) % 4]).split()[: 1 + i % 30]) for i in range(90)]
 
@@ -83,6 +89,20 @@ def test_a_file_gets_exactly_the_apis_scores(tmp_path, bundle_dir, client) -> No
     assert [row["id"] for row in rows] == list(range(len(TEXTS)))
     assert_same_as_api(rows, api_answers(client, TEXTS))
     assert any(row["truncated"] for row in rows) and not all(row["truncated"] for row in rows)
+
+
+def test_the_shipped_model_gives_the_apis_scores_bit_for_bit_on_imdb_reviews(tmp_path, imdb_archive) -> None:
+    """The claim in docs/batch.md: on real reviews with the shipped model, the command's scores
+    are the API's to the last bit (2 workers of 1 thread, the service's defaults)."""
+    texts = reviews.review_texts(str(imdb_archive), SHIPPED_REVIEWS)
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    run(source, tmp_path / "scored.jsonl", "--bundle", SHIPPED, "--workers", 2)
+    rows = read_jsonl(tmp_path / "scored.jsonl")
+    with TestClient(create_app(Settings(model_dir=SHIPPED))) as shipped:
+        answers = api_answers(shipped, texts)
+    assert_same_as_api(rows, answers)
+    assert [row["score"] for row in rows] == [answer["score"] for answer in answers]
 
 
 def _write(kind: str, path: Path, rows: list[dict]) -> None:
