@@ -259,6 +259,14 @@ def test_a_usage_error_is_one_line(tmp_path, bundle_dir, capsys) -> None:
     )
 
 
+def test_the_ray_engine_refuses_the_local_engines_options(tmp_path, capsys) -> None:
+    arguments = [tmp_path / "reviews.parquet", tmp_path / "scored", "--engine", "ray"]
+    message = run(*arguments, "--resume", expect=2, capsys=capsys)
+    assert message.startswith("error: --resume is the local engine's") and message.count("\n") == 1
+    assert "--shard is the local engine's" in run(*arguments, "--shard", "1/2", expect=2, capsys=capsys)
+    assert "reads and writes Parquet" in run(*arguments, "--format", "csv", expect=2, capsys=capsys)
+
+
 def test_shards_together_are_the_whole_file_in_order(tmp_path, bundle_dir) -> None:
     source = tmp_path / "reviews.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)))
