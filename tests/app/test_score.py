@@ -3,6 +3,7 @@ nothing lost or scored twice across a kill and ``--resume``, or across shards.""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -22,6 +24,7 @@ from app.score.__main__ import main
 from app.score.scorer import RESULT_COLUMNS
 from app.settings import Settings
 from benchmarks import reviews
+from benchmarks.server import peak_rss_mb
 from tests.bundles import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -333,6 +336,41 @@ def test_a_killed_run_resumes_without_scoring_a_row_twice_or_skipping_one(tmp_pa
     resumed = int(done.stdout.split("this run scored ")[1].split()[0].replace(",", ""))
     assert resumed <= rows - kept * 100  # the kept parts were not scored again
     assert not parts.exists()
+
+
+def _peak_memory_mb(command: list[str]) -> float:
+    """Run ``command``; the sum of the peak resident sets (VmHWM) of it and every process under
+    it (the forkserver, the workers), each read while it lives."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    tree = psutil.Process(process.pid)
+    peaks: dict[int, float] = {}
+    while process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for member in [tree, *tree.children(recursive=True)]:
+                with contextlib.suppress(OSError, RuntimeError):  # it may have just exited
+                    peaks[member.pid] = peak_rss_mb(member.pid)
+        time.sleep(0.01)
+    assert process.returncode == 0
+    return sum(peaks.values())
+
+
+def test_memory_stays_flat_whatever_the_inputs_size(tmp_path, bundle_dir) -> None:
+    def peak(rows: int, part_rows: int) -> float:
+        source = tmp_path / f"reviews-{rows}.jsonl"
+        source.write_text(
+            "".join(json.dumps({"id": i, "text": TEXTS[i % len(TEXTS)]}) + "\n" for i in range(rows))
+        )
+        output = tmp_path / f"scored-{rows}-{part_rows}.jsonl"
+        return _peak_memory_mb(
+            _command(source, output, bundle_dir, "--workers", "2", "--part-rows", str(part_rows))
+        )
+
+    small = peak(5_000, 1_000)
+    # ten times the rows: the main process and the workers hold a few parts, not the input;
+    # 3-7 MB more was seen (of about 300), from buffers that fill once
+    assert peak(50_000, 1_000) < small + 15
+    # the measure can see it: a part as large as the input holds it all (about 45 MB more)
+    assert peak(50_000, 50_000) > small + 15
 
 
 def test_resume_continues_only_the_same_run(tmp_path, bundle_dir, capsys) -> None:
