@@ -1,5 +1,7 @@
-"""``python -m app.score``: every format, every bad row kept in place, the API's own scores, and
-nothing lost or scored twice across a kill and ``--resume``, or across shards."""
+"""``python -m app.score``: every format (by extension or ``--format``, any ``--text-field``),
+every bad row kept in place, the API's own scores (bit for bit with the shipped model), nothing
+lost or scored twice across a kill and ``--resume``, or across shards, the progress bar, and
+memory that does not grow with the input."""
 
 from __future__ import annotations
 
