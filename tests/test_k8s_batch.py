@@ -56,9 +56,13 @@ def test_indexed_job_scores_shard_k_of_n_with_the_command(tmp_path) -> None:
         outputs.add(args.output)
     assert len(outputs) == spec["completions"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
     assert all(path.startswith("/data/") for path in [args.input, *outputs]) and mounts["/data"] == "data"
-    assert claims["data"] == _load("score-data-pvc.yaml")["metadata"]["name"]
+    claim = volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"]
+    assert claim == _load("score-data-pvc.yaml")["metadata"]["name"]
+    # the root filesystem is read-only, and the worker pool's forkserver needs a writable /tmp
+    assert container["securityContext"]["readOnlyRootFilesystem"]
+    assert "emptyDir" in volumes[mounts["/tmp"]]
     assert pod["securityContext"]["runAsUser"] == _dockerfile_user("api.Dockerfile")
     assert (
         "--build-arg REQUIREMENTS=score.txt -t " + container["image"].split(":")[0]

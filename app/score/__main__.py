@@ -77,6 +77,19 @@ def parser() -> argparse.ArgumentParser:
     return made
 
 
+def refuse_for_ray(args: argparse.Namespace) -> None:
+    """:class:`ScoreError` for the options that ``--engine ray`` does not take."""
+    if args.resume:
+        raise ScoreError(
+            "--resume is the local engine's: a Ray run retries a lost actor's batches itself, "
+            "and a run whose driver died starts again, into an empty output path"
+        )
+    if args.shard != (0, 1):
+        raise ScoreError("--shard is the local engine's: Ray spreads one run over the cluster itself")
+    if args.format not in (None, "parquet"):
+        raise ScoreError("--engine ray reads and writes Parquet")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """CLI: score, then print the summary line; a bad option, input or output exits 2 with one line."""
     args = parser().parse_args(argv)
@@ -84,10 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     workers = args.workers or len(os.sched_getaffinity(0))
     try:
         if args.engine == "ray":
-            if args.resume or args.shard != (0, 1) or args.format not in (None, "parquet"):
-                raise ScoreError(
-                    "--engine ray reads and writes Parquet; --resume and --shard are the local engine's"
-                )
+            refuse_for_ray(args)
             from app.score.ray_job import RayJob, run_ray  # Ray is an optional extra
 
             summary = run_ray(

@@ -1,8 +1,11 @@
-"""``python -m app.score``: every format, every bad row kept in place, the API's own scores, and
-nothing lost or scored twice across a kill and ``--resume``, or across shards."""
+"""``python -m app.score``: every format (by extension or ``--format``, any ``--text-field``),
+every bad row kept in place, the API's own scores (bit for bit with the shipped model), nothing
+lost or scored twice across a kill and ``--resume``, or across shards, the progress bar, and
+memory that does not grow with the input."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,15 +15,23 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.score.__main__ import main
 from app.score.scorer import RESULT_COLUMNS
+from app.settings import Settings
+from benchmarks import reviews
+from benchmarks.server import peak_rss_mb
 from tests.bundles import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "models" / "default"
+SHIPPED_REVIEWS = 500  # IMDB test reviews, drawn as the benchmarks draw them
 # reviews of 1 to 30 tokens: the bundle reads 12, so some are truncated
 TEXTS = [" ".join((CORPUS[i % 4] + " " + CORPUS[(i + 1) % 4]).split()[: 1 + i % 30]) for i in range(90)]
 
@@ -85,12 +96,26 @@ def test_a_file_gets_exactly_the_apis_scores(tmp_path, bundle_dir, client) -> No
     assert any(row["truncated"] for row in rows) and not all(row["truncated"] for row in rows)
 
 
+def test_the_shipped_model_gives_the_apis_scores_bit_for_bit_on_imdb_reviews(tmp_path, imdb_archive) -> None:
+    """The claim in docs/batch.md: on real reviews with the shipped model, the command's scores
+    are the API's to the last bit (2 workers of 1 thread, the service's defaults)."""
+    texts = reviews.review_texts(str(imdb_archive), SHIPPED_REVIEWS)
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    run(source, tmp_path / "scored.jsonl", "--bundle", SHIPPED, "--workers", 2)
+    rows = read_jsonl(tmp_path / "scored.jsonl")
+    with TestClient(create_app(Settings(model_dir=SHIPPED))) as shipped:
+        answers = api_answers(shipped, texts)
+    assert_same_as_api(rows, answers)
+    assert [row["score"] for row in rows] == [answer["score"] for answer in answers]
+
+
 def _write(kind: str, path: Path, rows: list[dict]) -> None:
     if kind == "jsonl":
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     elif kind == "csv":
         with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, ["id", "text"])
+            writer = csv.DictWriter(file, list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
     elif kind == "parquet":
@@ -120,17 +145,44 @@ def _read(kind: str, path: Path) -> list[dict]:
 def test_every_format_keeps_the_input_columns_and_adds_the_results(
     tmp_path, bundle_dir, client, kind, suffix
 ) -> None:
-    rows = [{"id": str(i), "text": text} for i, text in enumerate(TEXTS[:40])]
+    field = "text" if kind == "text" else "review"  # a line of plain text is "text"
+    rows = [{"id": str(i), field: text} for i, text in enumerate(TEXTS[:40])]
     source = tmp_path / f"reviews{suffix}"
     _write(kind, source, rows)
     output = tmp_path / ("scored.jsonl" if kind == "text" else f"scored{suffix}")
-    run(source, output, "--bundle", bundle_dir, "--workers", 1, "--part-rows", 16)
+    run(source, output, "--bundle", bundle_dir, "--workers", 1, "--part-rows", 16, "--text-field", field)
     scored = _read("jsonl" if kind == "text" else kind, output)
-    expected_columns = (["text"] if kind == "text" else ["id", "text"]) + list(RESULT_COLUMNS)
+    expected_columns = (["text"] if kind == "text" else ["id", field]) + list(RESULT_COLUMNS)
     assert list(scored[0]) == expected_columns
-    assert [row["text"] for row in scored] == [row["text"] for row in rows]
-    assert_same_as_api(scored, api_answers(client, [row["text"] for row in rows]))
+    assert [row[field] for row in scored] == [row[field] for row in rows]
+    assert_same_as_api(scored, api_answers(client, [row[field] for row in rows]))
     assert not (tmp_path / f"{output.name}.parts").exists()  # joined, then removed
+
+
+def test_the_format_flag_overrides_the_extension(tmp_path, bundle_dir, client) -> None:
+    rows = [{"id": str(i), "text": text} for i, text in enumerate(TEXTS[:10])]
+    _write("csv", tmp_path / "reviews.dat", rows)  # an extension no format has
+    run(tmp_path / "reviews.dat", tmp_path / "scored.dat", "--bundle", bundle_dir, "--format", "csv")
+    scored = _read("csv", tmp_path / "scored.dat")
+    assert list(scored[0]) == ["id", "text", *RESULT_COLUMNS]
+    assert_same_as_api(scored, api_answers(client, TEXTS[:10]))
+    _write("jsonl", tmp_path / "reviews.txt", rows)  # JSON lines, named as plain text
+    run(tmp_path / "reviews.txt", tmp_path / "scored.jsonl", "--bundle", bundle_dir, "--format", "jsonl")
+    scored = read_jsonl(tmp_path / "scored.jsonl")
+    assert [row["id"] for row in scored] == [row["id"] for row in rows]  # rows, not lines of text
+    assert_same_as_api(scored, api_answers(client, TEXTS[:10]))
+
+
+def test_the_progress_bar_shows_rows_and_rows_per_second(tmp_path, bundle_dir, capsys) -> None:
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    arguments = [str(source), str(tmp_path / "scored.jsonl"), "--bundle", str(bundle_dir)]
+    main([*arguments, "--workers", "1", "--task-rows", "30"])
+    shown = capsys.readouterr()
+    assert f"{len(TEXTS)}/{len(TEXTS)}" in shown.err and " rows/s" in shown.err
+    assert f"{len(TEXTS)} rows ->" in shown.out  # the bar is on stderr, the summary on stdout
+    main([*arguments, "--workers", "1", "--no-progress"])
+    assert capsys.readouterr().err == ""
 
 
 def test_plain_text_can_be_written_as_csv_or_parquet(tmp_path, bundle_dir) -> None:
@@ -212,6 +264,14 @@ def test_a_usage_error_is_one_line(tmp_path, bundle_dir, capsys) -> None:
     )
 
 
+def test_the_ray_engine_refuses_the_local_engines_options(tmp_path, capsys) -> None:
+    arguments = [tmp_path / "reviews.parquet", tmp_path / "scored", "--engine", "ray"]
+    message = run(*arguments, "--resume", expect=2, capsys=capsys)
+    assert message.startswith("error: --resume is the local engine's") and message.count("\n") == 1
+    assert "--shard is the local engine's" in run(*arguments, "--shard", "1/2", expect=2, capsys=capsys)
+    assert "reads and writes Parquet" in run(*arguments, "--format", "csv", expect=2, capsys=capsys)
+
+
 def test_shards_together_are_the_whole_file_in_order(tmp_path, bundle_dir) -> None:
     source = tmp_path / "reviews.jsonl"
     source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)))
@@ -278,6 +338,41 @@ def test_a_killed_run_resumes_without_scoring_a_row_twice_or_skipping_one(tmp_pa
     resumed = int(done.stdout.split("this run scored ")[1].split()[0].replace(",", ""))
     assert resumed <= rows - kept * 100  # the kept parts were not scored again
     assert not parts.exists()
+
+
+def _peak_memory_mb(command: list[str]) -> float:
+    """Run ``command``; the sum of the peak resident sets (VmHWM) of it and every process under
+    it (the forkserver, the workers), each read while it lives."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    tree = psutil.Process(process.pid)
+    peaks: dict[int, float] = {}
+    while process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for member in [tree, *tree.children(recursive=True)]:
+                with contextlib.suppress(OSError, RuntimeError):  # it may have just exited
+                    peaks[member.pid] = peak_rss_mb(member.pid)
+        time.sleep(0.01)
+    assert process.returncode == 0
+    return sum(peaks.values())
+
+
+def test_memory_stays_flat_whatever_the_inputs_size(tmp_path, bundle_dir) -> None:
+    def peak(rows: int, part_rows: int) -> float:
+        source = tmp_path / f"reviews-{rows}.jsonl"
+        source.write_text(
+            "".join(json.dumps({"id": i, "text": TEXTS[i % len(TEXTS)]}) + "\n" for i in range(rows))
+        )
+        output = tmp_path / f"scored-{rows}-{part_rows}.jsonl"
+        return _peak_memory_mb(
+            _command(source, output, bundle_dir, "--workers", "2", "--part-rows", str(part_rows))
+        )
+
+    small = peak(5_000, 1_000)
+    # ten times the rows: the main process and the workers hold a few parts, not the input;
+    # 3-7 MB more was seen (of about 300), from buffers that fill once
+    assert peak(50_000, 1_000) < small + 15
+    # the measure can see it: a part as large as the input holds it all (about 45 MB more)
+    assert peak(50_000, 50_000) > small + 15
 
 
 def test_resume_continues_only_the_same_run(tmp_path, bundle_dir, capsys) -> None:

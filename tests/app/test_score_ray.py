@@ -29,9 +29,10 @@ def test_ray_scores_every_row_in_order_as_the_api_does(tmp_path, bundle_dir, cli
     texts: list[object] = list(TEXTS)
     texts[5], texts[17], texts[40] = "", None, "   "  # bad rows stay in their place
     for index, first in enumerate(range(0, len(texts), 30)):
-        rows = {"id": list(range(first, first + 30)), "text": texts[first : first + 30]}
+        rows = {"id": list(range(first, first + 30)), "review": texts[first : first + 30]}
         pa.parquet.write_table(pa.table(rows), source / f"part-{index}.parquet", row_group_size=11)
-    summary = run_ray(RayJob(str(source), str(tmp_path / "scored"), bundle_dir, actors=2, batch_rows=16))
+    job = RayJob(str(source), str(tmp_path / "scored"), bundle_dir, "review", actors=2, batch_rows=16)
+    summary = run_ray(job)
 
     scored = pa.dataset.dataset(tmp_path / "scored", format="parquet").to_table().to_pylist()
     assert [row["id"] for row in scored] == list(range(len(texts)))
