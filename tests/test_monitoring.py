@@ -87,7 +87,7 @@ def test_both_configs_scrape_the_same_job_with_the_same_rules() -> None:
     assert compose_job["job_name"] == kubernetes_job["job_name"] == "imdb-lstm-api"
     assert compose_job["metrics_path"] == kubernetes_job["metrics_path"] == "/metrics"
     kept = [rule["regex"] for rule in kubernetes_job["relabel_configs"] if rule.get("action") == "keep"]
-    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "api-deployment.yaml").read_text())
+    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / "api-deployment.yaml").read_text())
     pod = deployment["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     assert kept == [pod["metadata"]["labels"]["app.kubernetes.io/name"], container["ports"][0]["name"]]
