@@ -18,6 +18,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.limits import MODEL_ROUTES
 from app.main import create_app
 from app.settings import Settings
 from model.reference import make_reference, write_reference
@@ -69,6 +70,19 @@ def test_every_query_names_a_metric_the_service_exports(bundle) -> None:
     used = {name for query in _queries() for name in METRIC.findall(query)}
     assert {"sentiment_in_flight_requests", "sentiment_near_half_share", "http_requests_total"} <= used
     assert used - exported == set()
+
+
+def test_the_refusal_alert_divides_by_every_model_route() -> None:
+    """The 429 rate divides every refusal (the in-flight cap's, the rate limit's, a full work
+    pool's) by the requests of every route they guard, the LM's included."""
+    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
+    (rule,) = (
+        r for group in rules["groups"] for r in group["rules"] if r["alert"] == "SentimentRefusingRequests"
+    )
+    numerator, denominator = rule["expr"].split("/ sum(")
+    assert "sentiment_rejected_total" in numerator and "reason" not in numerator  # every reason
+    (handlers,) = re.findall(r'handler=~"([^"]+)"', denominator)
+    assert all(re.fullmatch(handlers, prefix + "x") for prefix in MODEL_ROUTES), handlers
 
 
 def test_promtool_passes_the_configs_and_the_rules() -> None:
