@@ -23,7 +23,6 @@ from app.errors import BundleError, InvalidRequest, ServiceError
 from app.lm import Generation, LanguageModel, Sampling
 from app.service import SentimentService
 from app.settings import Settings
-from app.workpool import WorkPool
 
 logger = logging.getLogger("app.lm")
 
@@ -72,7 +71,7 @@ class LMService:
         self.settings, self.sentiment = settings, sentiment
         self.model: LanguageModel | None = None
         self.absent_reason = "not loaded yet"
-        self.pool = WorkPool("lm", 1, queue=settings.lm_queue)
+        self.pool = sentiment.pool("lm", 1, queue=settings.lm_queue)
         self.metrics = LMMetrics(registry)
 
     def load(self) -> None:

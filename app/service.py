@@ -67,10 +67,11 @@ class SentimentService:
             max_batch_tokens=settings.max_batch_tokens,
         )
         # Each kind of blocking work has its own threads, so traces cannot hold up the tokenising
-        # of a prediction. Tokenising is bounded by the in-flight cap, traces by their own.
-        self.tokenize_pool = WorkPool("tokenize", 1, queue=settings.max_in_flight)
-        self.inference_pool = WorkPool("inference", settings.inference_workers, queue=settings.max_in_flight)
-        self.trace_pool = WorkPool("trace", settings.trace_workers, queue=settings.trace_queue)
+        # of a prediction. Tokenising is bounded by the in-flight cap, traces by their own. A
+        # full pool's 429 counts among the refusals, with the pool's name as the reason.
+        self.tokenize_pool = self.pool("tokenize", 1, queue=settings.max_in_flight)
+        self.inference_pool = self.pool("inference", settings.inference_workers, queue=settings.max_in_flight)
+        self.trace_pool = self.pool("trace", settings.trace_workers, queue=settings.trace_queue)
         self.match_index: MatchIndex | None = None  # the inspector's corpus index, loaded at start
         self.draining = False  # SIGTERM received: readiness says 503 while requests are still served
         saturation = metrics.saturation  # read at each scrape, nothing per request
@@ -90,6 +91,11 @@ class SentimentService:
             if settings.prediction_log
             else None
         )
+
+    def pool(self, name: str, workers: int, queue: int) -> WorkPool:
+        """A :class:`WorkPool` whose refusals count in ``sentiment_rejected_total{reason=name}``,
+        beside the in-flight cap's and the rate limit's: the 429 alert sees every refusal."""
+        return WorkPool(name, workers, queue, on_reject=self.metrics.rejected.labels(name).inc)
 
     async def start(self) -> None:
         """Load the model (in a thread: it takes a moment) and start the batcher."""

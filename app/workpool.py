@@ -50,11 +50,15 @@ class Deadline:
 
 
 class WorkPool:
-    """``workers`` threads for one kind of work, holding at most ``workers + queue`` jobs."""
+    """``workers`` threads for one kind of work, holding at most ``workers + queue`` jobs;
+    ``on_reject`` is called for each job refused because the pool is full (a metric)."""
 
-    def __init__(self, name: str, workers: int, queue: int = 0) -> None:
+    def __init__(
+        self, name: str, workers: int, queue: int = 0, on_reject: Callable[[], object] | None = None
+    ) -> None:
         self.name = name
         self.capacity = workers + queue
+        self._on_reject = on_reject
         self._slots = threading.BoundedSemaphore(self.capacity)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
@@ -65,6 +69,8 @@ class WorkPool:
         caller that times out cannot let more jobs pile up than the pool holds.
         """
         if not self._slots.acquire(blocking=False):
+            if self._on_reject is not None:
+                self._on_reject()
             raise Overloaded(f"the {self.name} pool is busy ({self.capacity} jobs); retry shortly")
         try:
             future = self._executor.submit(self._call, job, deadline)

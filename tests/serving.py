@@ -32,17 +32,18 @@ def start_server(
 
     It runs the code in ``source`` (a checkout of this repository) when given, else ours, with
     ``env`` over this process's environment. The server logs at ``--log-level info`` into
-    ``output`` when given, else at ``warning`` to ours. Raises ``SystemExit`` when the server
-    exits first or is not ready within 60 s.
+    ``output`` when given, else at ``warning`` to ours, unless ``env`` sets
+    ``SENTIMENT_LOG_LEVEL``, which the server then reads as it would without the flag. Raises
+    ``SystemExit`` when the server exits first or is not ready within 60 s.
     """
     port = free_port()
     # absolute for a server in another checkout; not resolved, so that a symlinked bundle
     # folder stays the operator's switch that SIGHUP reads again
     environment = {**os.environ, "SENTIMENT_MODEL_DIR": str(Path(bundle).absolute()), **(env or {})}
     started = time.perf_counter()
-    level = "info" if output else "warning"
+    level = [] if "SENTIMENT_LOG_LEVEL" in (env or {}) else ["--log-level", "info" if output else "warning"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "--port", str(port), "--log-level", level],
+        [sys.executable, "-m", "app", "--port", str(port), *level],
         env=environment,
         stdout=output,
         stderr=subprocess.STDOUT if output else None,

@@ -1,5 +1,6 @@
-"""Kubernetes manifests (deploy/k8s): valid against the Kubernetes schemas, and in agreement
-with the service, the images and each other.
+"""Kubernetes manifests (deploy/k8s/base and its KEDA overlay deploy/k8s/keda): valid against
+the Kubernetes schemas, in agreement with the service, the images and each other, and both
+kustomizations buildable.
 
 No cluster is needed or used: kubernetes-validate checks every manifest against the published
 OpenAPI schemas of a Kubernetes release, and the rest compares the manifests with the code.
@@ -8,6 +9,8 @@ OpenAPI schemas of a Kubernetes release, and the rest compares the manifests wit
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -19,13 +22,14 @@ from app.main import create_app
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-K8S = ROOT / "deploy" / "k8s"
+BASE = ROOT / "deploy" / "k8s" / "base"
+KEDA = ROOT / "deploy" / "k8s" / "keda"
 KUBERNETES = "1.33"  # the schemas the manifests are checked against
-MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+MANIFESTS = sorted(p for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
 def _load(name: str) -> dict:
-    return yaml.safe_load((K8S / name).read_text())
+    return yaml.safe_load((BASE / name).read_text())
 
 
 def _by_kind() -> dict[str, dict]:
@@ -159,7 +163,6 @@ def test_autoscaler_and_disruption_budget_target_the_deployment() -> None:
     assert "cpu" in container["resources"]["requests"]  # the HPA's utilisation needs a request
 
 
-KEDA = K8S / "keda"
 KEDA_CRD = ROOT / "tests" / "schemas" / "keda.sh_scaledobjects.yaml"
 
 
@@ -199,7 +202,7 @@ def test_the_keda_scaled_object_is_valid_against_its_crd() -> None:
 
 def test_the_keda_overlay_replaces_the_cpu_autoscaler_and_keeps_its_bounds() -> None:
     overlay = yaml.safe_load((KEDA / "kustomization.yaml").read_text())
-    assert overlay["resources"] == ["..", "api-scaledobject.yaml"]
+    assert overlay["resources"] == ["../base", "api-scaledobject.yaml"]
     (patch,) = overlay["patches"]
     deleted = yaml.safe_load(patch["patch"])
     hpa = _by_kind()["HorizontalPodAutoscaler"]
@@ -211,3 +214,65 @@ def test_the_keda_overlay_replaces_the_cpu_autoscaler_and_keeps_its_bounds() -> 
         hpa["spec"]["minReplicas"],
         hpa["spec"]["maxReplicas"],
     )
+
+
+def _assemble(folder: Path, overlays: tuple[Path, ...] = ()) -> list[dict]:
+    """The documents ``kubectl kustomize folder`` builds, for the little these kustomizations use
+    (files, folders, deleting patches). Like kustomize it refuses a base that contains one of
+    the overlays that led to it, the layout that once made ``deploy/k8s/keda`` unbuildable."""
+    folder = folder.resolve()
+    if any(overlay.is_relative_to(folder) for overlay in overlays):
+        raise ValueError(f"cycle: the base {folder} contains its overlay")
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    documents = []
+    for resource in kustomization["resources"]:
+        path = folder / resource
+        if path.is_dir():
+            documents += _assemble(path, (*overlays, folder))
+        else:
+            documents.append(yaml.safe_load(path.read_text()))
+    for entry in kustomization.get("patches", []):
+        patch = yaml.safe_load(entry["patch"])
+        assert patch["$patch"] == "delete", "only deleting patches are modelled here"
+        target = [d for d in documents if _key(d) == _key(patch)]
+        assert len(target) == 1, f"the patch's target {_key(patch)} is not among the resources"
+        documents.remove(target[0])
+    return documents
+
+
+def _key(document: dict) -> tuple[str, str]:
+    return document["kind"], document["metadata"]["name"]
+
+
+def _kinds(documents: list[dict]) -> list[str]:
+    return sorted(document["kind"] for document in documents)
+
+
+def test_the_base_builds_with_the_cpu_autoscaler_and_the_overlay_with_keda_instead() -> None:
+    base, overlay = _kinds(_assemble(BASE)), _kinds(_assemble(KEDA))
+    assert base.count("HorizontalPodAutoscaler") == 1 and "ScaledObject" not in base
+    assert overlay.count("ScaledObject") == 1 and "HorizontalPodAutoscaler" not in overlay
+    assert sorted([*overlay, "HorizontalPodAutoscaler"]) == sorted([*base, "ScaledObject"])
+
+
+def test_an_overlay_inside_its_base_does_not_build(tmp_path: Path) -> None:
+    inside = tmp_path / "k8s"
+    shutil.copytree(BASE, inside)
+    shutil.copytree(KEDA, inside / "keda")
+    kustomization = inside / "keda" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("- ../base", "- .."))
+    with pytest.raises(ValueError, match="cycle"):
+        _assemble(inside / "keda")
+
+
+@pytest.mark.parametrize("folder", [BASE, KEDA], ids=lambda p: p.name)
+def test_kubectl_builds_what_the_assembly_above_models(folder: Path) -> None:
+    """The same with the real kustomize, where kubectl is installed. It is not required in CI:
+    Debian's kubernetes-client (1.20) predates the ``labels`` field the base uses."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert _kinds(list(yaml.safe_load_all(built))) == _kinds(_assemble(folder))

@@ -18,6 +18,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.limits import MODEL_ROUTES
 from app.main import create_app
 from app.settings import Settings
 from model.reference import make_reference, write_reference
@@ -71,6 +72,19 @@ def test_every_query_names_a_metric_the_service_exports(bundle) -> None:
     assert used - exported == set()
 
 
+def test_the_refusal_alert_divides_by_every_model_route() -> None:
+    """The 429 rate divides every refusal (the in-flight cap's, the rate limit's, a full work
+    pool's) by the requests of every route they guard, the LM's included."""
+    rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
+    (rule,) = (
+        r for group in rules["groups"] for r in group["rules"] if r["alert"] == "SentimentRefusingRequests"
+    )
+    numerator, denominator = rule["expr"].split("/ sum(")
+    assert "sentiment_rejected_total" in numerator and "reason" not in numerator  # every reason
+    (handlers,) = re.findall(r'handler=~"([^"]+)"', denominator)
+    assert all(re.fullmatch(handlers, prefix + "x") for prefix in MODEL_ROUTES), handlers
+
+
 def test_promtool_passes_the_configs_and_the_rules() -> None:
     promtool = _tool("promtool")
     # Debian builds Prometheus without Kubernetes service discovery, so its promtool cannot read
@@ -87,7 +101,7 @@ def test_both_configs_scrape_the_same_job_with_the_same_rules() -> None:
     assert compose_job["job_name"] == kubernetes_job["job_name"] == "imdb-lstm-api"
     assert compose_job["metrics_path"] == kubernetes_job["metrics_path"] == "/metrics"
     kept = [rule["regex"] for rule in kubernetes_job["relabel_configs"] if rule.get("action") == "keep"]
-    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "api-deployment.yaml").read_text())
+    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / "api-deployment.yaml").read_text())
     pod = deployment["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     assert kept == [pod["metadata"]["labels"]["app.kubernetes.io/name"], container["ports"][0]["name"]]

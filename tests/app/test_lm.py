@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import threading
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -168,6 +171,33 @@ def test_lm_work_is_counted_in_the_metrics(lm_client) -> None:
     metrics = lm_client.get("/metrics").text
     assert 'sentiment_lm_tokens_total{kind="generated"} 3.0' in metrics
     assert 'sentiment_lm_seconds_count{operation="step"}' in metrics
+
+
+def test_a_full_lm_pool_answers_429_and_counts_it_as_a_refusal(bundle_dir, lm_dir, monkeypatch) -> None:
+    release = threading.Event()
+    original = LanguageModel.next_words
+
+    def held(self, *args):
+        release.wait(5)
+        return original(self, *args)
+
+    monkeypatch.setattr(LanguageModel, "next_words", held)
+    app = create_app(Settings(model_dir=bundle_dir, lm_bundle=lm_dir, lm_queue=0))
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                held = asyncio.ensure_future(client.post("/v1/lm/next", json={"text": "a"}))
+                await asyncio.sleep(0.1)  # the LM's one worker holds the first
+                refused = await client.post("/v1/lm/next", json={"text": "a"})
+                release.set()
+                return refused, await held, (await client.get("/metrics")).text
+
+    refused, answered, metrics = asyncio.run(scenario())
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
+    assert answered.status_code == 200
+    assert 'sentiment_rejected_total{reason="lm"} 1.0' in metrics
 
 
 def test_sampling_respects_top_k_and_top_p() -> None:

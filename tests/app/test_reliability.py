@@ -92,8 +92,9 @@ def test_a_request_over_time_gets_504_and_frees_its_slot(bundle_dir, monkeypatch
 
 
 def test_traces_have_their_own_bounded_pool_and_stop_at_the_deadline(bundle_dir, monkeypatch) -> None:
-    """A full trace pool answers 429 at once; predictions go on beside a slow trace; a trace that
-    times out stops its work between calls instead of running on after its 504."""
+    """A full trace pool answers 429 at once, counted as a refusal; predictions go on beside a
+    slow trace; a trace that times out stops its work between calls instead of running on after
+    its 504."""
     calls: list[float] = []
     original = LoadedModel.infer_chunked
 
@@ -117,12 +118,14 @@ def test_traces_have_their_own_bounded_pool_and_stop_at_the_deadline(bundle_dir,
         timed_out = await slow
         ended = time.monotonic()
         await asyncio.sleep(0.3)
-        return refused, refused_in, prediction, timed_out, ended
+        metrics = (await client.get("/metrics")).text
+        return refused, refused_in, prediction, timed_out, ended, metrics
 
     settings = Settings(model_dir=bundle_dir, trace_workers=1, trace_queue=0, request_timeout_s=0.4)
-    refused, refused_in, prediction, timed_out, ended = run(settings, body)
+    refused, refused_in, prediction, timed_out, ended, metrics = run(settings, body)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
     assert refused_in < 0.2
+    assert 'sentiment_rejected_total{reason="trace"} 1.0' in metrics
     assert prediction.status_code == 200
     assert timed_out.status_code == 504
     assert len(calls) < 20 and calls[-1] < ended + 0.1  # stopped within a call of the 504

@@ -1,16 +1,19 @@
-"""A real uvicorn process on a loopback port: HTTP, the tritonclient, and start-up failures."""
+"""A real uvicorn process on a loopback port: HTTP, the tritonclient, start-up failures, and
+the log settings."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.serving import free_port
+from tests.serving import free_port, start_server
 
 
 def test_predict_over_http(server) -> None:
@@ -98,3 +101,41 @@ def test_bad_setting_stops_start_up(bundle_dir) -> None:
         [sys.executable, "-m", "app"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "SENTIMENT_THREADS" in result.stderr
+
+
+def _server_log(bundle: Path, env: dict[str, str], log: Path) -> list[str]:
+    """The lines a server started with ``env`` writes while answering one prediction, whose
+    request ID is ``log-1``."""
+    with log.open("w") as output:
+        process, base, _ = start_server(bundle, env, output=output)
+    try:
+        answer = httpx.post(
+            f"{base}/v1/predict", json={"text": "a fine film"}, headers={"X-Request-ID": "log-1"}
+        )
+        assert answer.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return [line for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_the_log_format_and_level_are_the_settings(bundle_dir, tmp_path) -> None:
+    """SENTIMENT_LOG_FORMAT=json and SENTIMENT_LOG_LEVEL=warning reach the running server: every
+    line is a JSON object and no INFO line (the access line) is written. An unreachable
+    rate-limit store makes one WARNING line to read."""
+    store = f"redis://127.0.0.1:{free_port()}"
+    quiet = {
+        "SENTIMENT_LOG_FORMAT": "json",
+        "SENTIMENT_LOG_LEVEL": "warning",
+        "SENTIMENT_RATE_LIMIT": "100/minute",
+        "SENTIMENT_RATE_LIMIT_STORAGE": store,
+    }
+    records = [json.loads(line) for line in _server_log(bundle_dir, quiet, tmp_path / "json.log")]
+    assert {record["level"] for record in records} == {"WARNING"}, records
+    (store_down,) = [r for r in records if r["message"].startswith("rate-limit store unavailable")]
+    assert store_down["request_id"] == "log-1" and store_down["logger"] == "app.limits"
+
+    lines = _server_log(bundle_dir, {}, tmp_path / "text.log")  # the defaults: text, info
+    (access,) = [line for line in lines if " INFO app.access [log-1] " in line]
+    assert "[log-1] POST /v1/predict 200 " in access, access
+    assert not any(line.startswith("{") for line in lines)

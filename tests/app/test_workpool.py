@@ -1,4 +1,4 @@
-"""Bounded pools: a quick refusal when full, a slot held until the job really ends, deadlines."""
+"""Bounded pools: a quick, reported refusal when full, a slot held until the job really ends, deadlines."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def test_a_full_pool_refuses_at_once_and_frees_a_slot_only_when_the_job_ends() -
         return "done"
 
     async def scenario() -> None:
-        pool = WorkPool("test", workers=1, queue=1)
+        refusals: list[int] = []
+        pool = WorkPool("test", workers=1, queue=1, on_reject=lambda: refusals.append(1))
         running = asyncio.ensure_future(pool.run(job, Deadline(60)))
         queued = asyncio.ensure_future(pool.run(job, Deadline(60)))
         await asyncio.sleep(0.05)
@@ -41,6 +42,7 @@ def test_a_full_pool_refuses_at_once_and_frees_a_slot_only_when_the_job_ends() -
         with pytest.raises(Overloaded):
             await pool.run(job, Deadline(60))
         assert time.perf_counter() - started < 0.05  # refused, not queued
+        assert refusals == [1]  # and reported
         # the caller stops waiting (a 504): the job stops at its next check...
         running.cancel()
         with pytest.raises(asyncio.CancelledError):

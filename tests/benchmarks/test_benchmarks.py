@@ -277,6 +277,16 @@ def test_the_model_targets_read_the_measured_ratios(tmp_path) -> None:
     assert render.model_targets(figures)[1][2] == "unknown"
 
 
+def test_the_ops_bound_is_met_only_when_the_range_of_its_rounds_is_within_it() -> None:
+    def ratio(median: float, low: float, high: float) -> dict:
+        return {"median": median, "min": low, "max": high}
+
+    assert render.ops_verdict(ratio(0.98, 0.95, 1.04), 3) == render.VERDICT[True]
+    assert render.ops_verdict(ratio(1.01, 0.90, 1.12), 3) == "within noise"
+    assert render.ops_verdict(ratio(1.08, 1.06, 1.10), 3) == render.VERDICT[False]
+    assert render.ops_verdict(ratio(0.90, 0.90, 0.90), 1).startswith("unknown")
+
+
 def test_the_rendered_page_has_a_section_per_result_file(tmp_path) -> None:
     load = {
         "users": 4,

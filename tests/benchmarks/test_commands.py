@@ -80,18 +80,29 @@ def test_service(tmp_path, tiny_imdb, bundle) -> None:
 
 def test_ops(tmp_path, tiny_imdb, bundle) -> None:
     options = ["--data", str(tiny_imdb), "--bundle", str(bundle), "--requests", "12", "--clients", "1", "2"]
-    figures = benchmark("ops", *options, results=tmp_path)["figures"]
+    figures = benchmark("ops", *options, "--rounds", "2", results=tmp_path)["figures"]
     configurations = figures["configurations"]
     assert list(configurations) == ["off", "defaults", "json logs", "prediction log", "tracing"]
-    assert list(configurations["off"]["load"]) == ["1", "2"]
-    # each configuration did what it says: no access lines when off, one a request when on
-    assert configurations["off"]["access_lines"] == configurations["tracing"]["access_lines"] == 0
-    assert configurations["json logs"]["access_lines"] >= 2 * 12
-    assert configurations["prediction log"]["prediction_log_entries"] >= 2 * 12
-    assert configurations["off"]["prediction_log_entries"] == 0
-    cost = figures["costs"]["json logs"]["1"]["p50_us"]
-    off, logged = (configurations[name]["load"]["1"]["p50_ms"] for name in ("off", "json logs"))
-    assert cost == pytest.approx(1000 * (logged - off))
+    assert figures["rounds"] == 2 and list(configurations["off"]["load"]) == ["1", "2"]
+    rounds = {name: measured["rounds"] for name, measured in configurations.items()}
+    assert all(len(runs) == 2 for runs in rounds.values())
+    # each configuration did what it says, in every round: no access lines when off, one a
+    # request when on; the tracing server really exported its spans, and only it
+    for name, runs in rounds.items():
+        for r in runs:
+            logged = name in ("defaults", "json logs")
+            assert r["access_lines"] >= 2 * 12 if logged else r["access_lines"] == 0
+            predicted = name == "prediction log"
+            assert r["prediction_log_entries"] >= 2 * 12 if predicted else r["prediction_log_entries"] == 0
+            assert r["spans_exported"] >= 2 * 12 if name == "tracing" else r["spans_exported"] == 0
+    # a cost is the median of each round's difference to the same round's off
+    differences = [
+        1000 * (logged["load"]["1"]["p50_ms"] - off["load"]["1"]["p50_ms"])
+        for logged, off in zip(rounds["json logs"], rounds["off"], strict=True)
+    ]
+    assert figures["costs"]["json logs"]["1"]["p50_us"]["median"] == pytest.approx(sum(differences) / 2)
+    ratio = figures["defaults_p50_over_off"]
+    assert ratio["min"] <= ratio["median"] <= ratio["max"] and len(ratio["rounds"]) == 2
 
 
 def test_training(tmp_path, tiny_imdb) -> None:
