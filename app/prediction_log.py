@@ -59,7 +59,12 @@ class _Writer(QueueListener):
 
 
 class PredictionLog:
-    """A sampled, non-blocking JSONL sink of predictions (see the module's docstring)."""
+    """A sampled, non-blocking JSONL sink of predictions (see the module's docstring).
+
+    ``handler`` is what the writer thread hands the lines to; by default the rotating file
+    handler on ``path`` (``max_bytes``, ``backups``). Give another one to write elsewhere, or to
+    make the writer slow in a test; it gets this log's line formatter.
+    """
 
     def __init__(
         self,
@@ -70,9 +75,11 @@ class PredictionLog:
         backups: int,
         queue_size: int,
         on_drop: Callable[[], None],
+        handler: logging.Handler | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        if handler is None:
+            handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         handler.setFormatter(_Lines())
         self.path = path
         self.sample = sample

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 
@@ -63,12 +64,24 @@ def test_sampling_and_rotation(make_client, tmp_path) -> None:
     assert all(path.stat().st_size <= 1024 for path in tmp_path.glob("rotated.jsonl*"))
 
 
+class _StuckDisk(logging.FileHandler):
+    """A file whose writes hang until ``unstuck`` is set."""
+
+    def __init__(self, path, unstuck: threading.Event) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.unstuck = unstuck
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.unstuck.wait()
+        super().emit(record)
+
+
 def test_a_stuck_writer_drops_and_counts_and_never_blocks(tmp_path) -> None:
     drops = []
-    log = PredictionLog(tmp_path / "p.jsonl", 1.0, "off", 10**6, 1, 2, on_drop=lambda: drops.append(1))
     release = threading.Event()
-    write = log._handler.emit
-    log._handler.emit = lambda record: release.wait() and write(record)  # the disk hangs
+    path = tmp_path / "p.jsonl"
+    stuck = _StuckDisk(path, release)  # the disk hangs
+    log = PredictionLog(path, 1.0, "off", 10**6, 1, 2, on_drop=lambda: drops.append(1), handler=stuck)
     log.start()
     item = {"label": "positive", "score": 0.9, "tokens": 3}
     started = time.perf_counter()
@@ -78,7 +91,7 @@ def test_a_stuck_writer_drops_and_counts_and_never_blocks(tmp_path) -> None:
     assert 7 <= len(drops) <= 8  # one in the writer's hands (maybe), two queued, the rest dropped
     release.set()
     log.stop()
-    assert len(_entries(tmp_path / "p.jsonl")) == 10 - len(drops)
+    assert len(_entries(path)) == 10 - len(drops)
 
 
 def test_drops_are_a_metric(client) -> None:
