@@ -13,9 +13,10 @@ A page asks for a part with a marker line ``<!-- generated: NAME -->``:
   ``benchmarks/results/*.json``; without results (a fresh checkout), how to make them;
 * ``hostile``: the hostile-client record (``benchmarks/results/hostile.json``) alone, for the
   reliability page, rendered by ``benchmarks.render.body``; without it, how to make it;
-* ``speed``, ``lengths`` and ``claims``: the limits page's tables, rendered by
-  ``experiments.render.section`` from ``experiments/results/*.json`` (the variant study and the
-  long-range task).
+* ``variants``: the table of "Cells compared", and ``speed``, ``lengths`` and ``claims``: the
+  limits page's tables, rendered by ``experiments.render.section`` from
+  ``experiments/results/*.json`` (the variant study and the long-range task); their plots are
+  published from the same folder under ``experiments/``.
 * ``behaviour`` and ``remedies``: the behavioural suite's result and the fine-tuning ablation,
   rendered by ``behaviour.render`` from ``behaviour/results/{suite,ablation}.json``.
 
@@ -50,7 +51,7 @@ RECORD_FILE = "run-record.json"  # training.recipe.RECORD_FILE (mkdocs runs this
 RESULTS = REPO / "benchmarks" / "results"
 LM_ANCHOR = REPO / "experiments" / "results" / "lm_anchor.json"
 EXPERIMENT_RESULTS = REPO / "experiments" / "results"
-EXPERIMENT_SECTIONS = ("speed", "lengths", "claims")
+EXPERIMENT_SECTIONS = ("variants", "speed", "lengths", "claims")
 MARKER = re.compile(r"^<!-- generated: ([a-z]+) -->$", flags=re.MULTILINE)
 
 
@@ -179,7 +180,7 @@ def hostile_record(results: Path = RESULTS) -> str:
 
 
 def experiments_section(name: str, results: Path = EXPERIMENT_RESULTS) -> str:
-    """A table of the limits page, rendered by ``experiments.render`` from ``results``."""
+    """A table of the variants or the limits page, rendered by ``experiments.render`` from ``results``."""
     _importable()
     from experiments.render import section
 

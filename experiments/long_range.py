@@ -327,7 +327,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and of the sequences")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--output", type=Path, default=Path("docs"), help="folder for the JSON and plots")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("experiments/results"),
+        help="folder for the JSON and plots (the docs build renders and publishes them from there)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

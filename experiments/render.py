@@ -1,10 +1,11 @@
-"""Markdown for the limits page, from the records the experiments wrote.
+"""Markdown for the pages "Cells compared" and "The LSTM's limits, measured", from the records
+the experiments wrote.
 
-``experiments.variants`` writes ``variants.json`` and ``experiments.long_range`` writes
-``long_range.json`` into ``experiments/results/``; the docs build (``docs/hooks.py``) puts what
-:func:`section` returns on the page "The LSTM's limits, measured". Each lecture claim is
-checked against the figures by a rule written here, so a rerun on another machine rewrites the
-verdicts with the numbers.
+``experiments.variants`` writes ``variants.json`` (and ``variants.png``) and
+``experiments.long_range`` writes ``long_range.json`` into ``experiments/results/``; the docs
+build (``docs/hooks.py``) puts what :func:`section` returns on those pages. Each lecture claim
+is checked against the figures by a rule written here, so a rerun on another machine rewrites
+the verdicts with the numbers.
 """
 
 from __future__ import annotations
@@ -47,6 +48,39 @@ def speed_table(variants: dict) -> str:
               "test acc."]  # fmt: skip
     return f"Measured by `{variants['command']}`. {variants['budget']}; {variants['machine']}.\n\n" + _table(
         header, rows
+    )
+
+
+def variants_table(variants: dict) -> str:
+    """The page "Cells compared": the command, the budget, every variant's figures and the plot
+    (published by the docs build as ``experiments/variants.png``)."""
+    rows = variants["rows"]
+    cells = [
+        [
+            row["variant"],
+            f"{row['parameters']:,}",
+            row["seconds_per_epoch"],
+            f"{row['train_tokens_per_second']:,}",
+            f"{row['validation_accuracy']:.4f}",
+            f"{row['test_accuracy']:.4f} ({row['test_examples']:,})",
+            row["ms_per_review"],
+            row["batched_ms_per_review"],
+        ]
+        for row in rows
+    ]
+    header = ["variant", "parameters", "s / epoch", "train tokens/s", "validation acc.", "test acc.",
+              "ms / review", "ms / review, batched"]  # fmt: skip
+    return "\n\n".join(
+        [
+            f"Command: `{variants['command']}`",
+            f"{variants['budget']}; {variants['machine']}. Accuracy through onnxruntime; training "
+            "tokens/s: the training loop's, over its epochs; time per review: onnxruntime, 1 thread, "
+            "one review at a time (median) and in batches of 64 (mean per review), over "
+            f"{rows[0]['timed_reviews']} validation reviews (median {rows[0]['median_tokens']} tokens).",
+            _table(header, cells),
+            "![Test accuracy, training tokens per second and time per review, per variant]"
+            "(experiments/variants.png)",
+        ]
     )
 
 
@@ -200,11 +234,13 @@ COMMANDS = {"variants": "python -m experiments.variants", "long_range": "python 
 
 
 def section(name: str, results: Path = RESULTS) -> str:
-    """The generated part ``name`` of the limits page: ``speed``, ``lengths`` or ``claims``."""
+    """The generated part ``name``: ``variants`` (the page "Cells compared"), or the limits
+    page's ``speed``, ``lengths`` or ``claims``."""
     variants, long_range = load("variants", results), load("long_range", results)
     if name == "claims":
         return claims(variants, long_range)
     record, render, source = {
+        "variants": (variants, variants_table, "variants"),
         "speed": (variants, speed_table, "variants"),
         "lengths": (long_range, lengths_table, "long_range"),
     }[name]

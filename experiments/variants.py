@@ -10,9 +10,9 @@ The dataset is read and tokenised once; every variant then gets the same trainin
 slow per step sees fewer reviews; batch size, learning rate, data slice...), is exported
 and evaluated through onnxruntime like any bundle; its training speed (tokens per second over
 its epochs) comes from the training loop, and its time per review is measured on validation
-reviews, one at a time and in batches of 64. Writes ``variants.md`` (a table) and
-``variants.png`` into ``--docs``, and the measurements, ``variants.json``, into ``--results``
-(committed: the docs render their tables from it).
+reviews, one at a time and in batches of 64. Writes the measurements, ``variants.json``, and
+their plot, ``variants.png``, into ``--results`` (committed: the docs build renders the table of
+"Cells compared" and the limits page from the JSON, and publishes the plot).
 """
 
 from __future__ import annotations
@@ -121,9 +121,6 @@ def epochs_trained(history: list[dict]) -> float:
     return sum(record["batches"] / record["batches_per_epoch"] for record in history)
 
 
-HAND_WRITTEN = "<!-- The text from here on is written by hand"
-
-
 def budget(config: RunConfig) -> str:
     """The budget every variant trained under, in words."""
     train = config.train
@@ -137,41 +134,16 @@ def budget(config: RunConfig) -> str:
     )
 
 
-def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, results: Path) -> None:
-    """The table (markdown) and one plot into ``docs``; the data (JSON) into ``results``."""
-    docs.mkdir(parents=True, exist_ok=True)
+def write_report(rows: list[dict], config: RunConfig, command: str, results: Path) -> None:
+    """The measurements (``variants.json``) and their plot (``variants.png``) into ``results``."""
     results.mkdir(parents=True, exist_ok=True)
     record = {"command": command, "budget": budget(config), "machine": machine(), "rows": rows}
     (results / "variants.json").write_text(json.dumps(record, indent=1) + "\n")
-    lines = [
-        "# Recurrent cells and a Transformer compared under one budget",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"{record['budget']}; {record['machine']}. "
-        "Accuracy through onnxruntime; training tokens/s: the training loop's, over its epochs; "
-        "time per review: onnxruntime, 1 thread, one review at a time (median) and in batches of 64 "
-        f"(mean per review), over {rows[0]['timed_reviews']} validation reviews "
-        f"(median {rows[0]['median_tokens']} tokens).",
-        "",
-        "| variant | parameters | s / epoch | train tokens/s | validation acc. | test acc. "
-        "| ms / review | ms / review, batched |",
-        "|---|---|---|---|---|---|---|---|",
-        *(
-            f"| {r['variant']} | {r['parameters']:,} | {r['seconds_per_epoch']} | "
-            f"{r['train_tokens_per_second']:,} | {r['validation_accuracy']:.4f} | "
-            f"{r['test_accuracy']:.4f} ({r['test_examples']:,}) | {r['ms_per_review']} | "
-            f"{r['batched_ms_per_review']} |"
-            for r in rows
-        ),
-        "",
-        "![variants](variants.png)",
-        "",
-    ]
-    page = docs / "variants.md"
-    # the page's prose after HAND_WRITTEN is the docs' own, kept across reruns
-    _, marker, prose = page.read_text().partition(HAND_WRITTEN) if page.exists() else ("", "", "")
-    page.write_text("\n".join(lines) + marker + prose)
+    plot(rows, results / "variants.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Test accuracy, training speed and time per review, one bar per variant."""
     figure, (accuracy_axis, speed_axis, time_axis) = plt.subplots(1, 3, figsize=(15, 4))
     names = [r["variant"] for r in rows]
     accuracy_axis.bar(names, [r["test_accuracy"] for r in rows])
@@ -184,7 +156,7 @@ def write_report(rows: list[dict], config: RunConfig, command: str, docs: Path, 
         axis.tick_params(axis="x", rotation=30)
         axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
-    figure.savefig(docs / "variants.png", dpi=80)
+    figure.savefig(path, dpi=80)
     plt.close(figure)
 
 
@@ -192,12 +164,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description="Train every recurrent variant under one budget.")
     add_arguments(parser)
-    parser.add_argument("--docs", type=Path, default=Path("docs"), help="folder for the table and plot")
     parser.add_argument(
         "--results",
         type=Path,
         default=Path("experiments/results"),
-        help="folder for variants.json, the measurements the docs render",
+        help="folder for variants.json (the measurements the docs render) and variants.png",
     )
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="variants to train"
@@ -221,8 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     command = "python -m experiments.variants " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_report(rows, config, command, args.docs, args.results)
-    print(f"wrote {args.docs / 'variants.md'}")
+    write_report(rows, config, command, args.results)
+    print(f"wrote {args.results / 'variants.json'} and {args.results / 'variants.png'}")
 
 
 if __name__ == "__main__":

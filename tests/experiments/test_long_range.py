@@ -31,12 +31,16 @@ def test_gradient_vanishes_through_a_plain_rnn_not_an_lstm() -> None:
     assert ratios["rnn"] < 1e-6 * ratios["lstm"]
 
 
-def test_main_writes_the_table_data_and_plot(tmp_path, capsys) -> None:
-    long_range.main(["--length", "12", "--steps", "3", "--cells", "rnn", "gru", "--output", str(tmp_path)])
-    record = json.loads((tmp_path / "long_range.json").read_text())
+def test_main_writes_the_table_data_and_plot(tmp_path, capsys, monkeypatch) -> None:
+    """By default into experiments/results, where the docs build reads them; never into docs/."""
+    monkeypatch.chdir(tmp_path)
+    long_range.main(["--length", "12", "--steps", "3", "--cells", "rnn", "gru"])
+    results = tmp_path / "experiments" / "results"
+    record = json.loads((results / "long_range.json").read_text())
     assert [r["cell"] for r in record["results"]] == ["rnn", "gru"]
     assert all(len(r["gradients_at_init"]) == 12 for r in record["results"])
-    assert (tmp_path / "long_range.png").stat().st_size > 0
+    assert (results / "long_range.png").stat().st_size > 0
+    assert not (tmp_path / "docs").exists()
     assert "rnn" in capsys.readouterr().out
 
 

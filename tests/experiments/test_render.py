@@ -64,6 +64,23 @@ def test_the_lengths_table_has_a_column_per_length(tmp_path) -> None:
     assert "| rnn | 0.50 in 10 steps · 1000 ms | — · 2000 ms |" in table
 
 
+def test_the_variants_page_has_a_row_per_variant_and_the_plot(tmp_path) -> None:
+    record = variants_record(transformer_speed=2500)
+    for row in record["rows"]:
+        row |= {
+            "validation_accuracy": 0.625,
+            "test_examples": 25000,
+            "timed_reviews": 300,
+            "median_tokens": 199.5,
+        }
+    (tmp_path / "variants.json").write_text(json.dumps(record))
+    page = render.section("variants", tmp_path)
+    assert page.startswith("Command: `python -m experiments.variants x`") and "over 300 validation" in page
+    assert "| GRU | 1,000 | 10.0 | 4,000 | 0.6250 | 0.6100 (25,000) | 2.0 | 1.0 |" in page
+    assert page.endswith("(experiments/variants.png)")
+
+
 def test_without_records_the_page_says_how_to_make_them(tmp_path) -> None:
+    assert "python -m experiments.variants" in render.section("variants", tmp_path)
     assert "python -m experiments.variants" in render.section("speed", tmp_path)
     assert "not measured in this checkout" in render.section("claims", tmp_path)
