@@ -34,6 +34,13 @@ def test_every_image_in_the_docs_is_used_by_a_page() -> None:
     assert unused == []
 
 
+def test_no_page_gives_a_command_of_the_removed_bench_package() -> None:
+    """bench/ went in e0ca423: a figure it made names the script (``git show e0ca423^:bench/…``)."""
+    pages = [*DOCS.rglob("*.md"), REPO / "README.md"]
+    citing = [p.relative_to(REPO) for p in pages if "python -m bench." in p.read_text()]
+    assert citing == []
+
+
 def test_the_served_run_takes_its_figures_from_its_model_card(hooks) -> None:
     served = [run for run in hooks.load_runs() if run.get("shipped") == "now"]
     assert len(served) == 1 and served[0]["bundle"] == "models/default"
