@@ -120,6 +120,44 @@ def test_dockerfiles_build_on_any_base(dockerfile: Path) -> None:
             assert (ROOT / source).exists(), f"{dockerfile.name} copies missing {source}"
 
 
+def _run_instruction(text: str, needle: str) -> str:
+    """The Dockerfile's RUN instruction that holds ``needle``, its continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return next(line for line in joined.splitlines() if line.startswith("RUN ") and needle in line)
+
+
+def test_the_trainer_takes_cpu_torch_from_pytorchs_index_unless_a_local_wheel_overrides_it(tmp_path) -> None:
+    """TORCH_INDEX defaults to PyTorch's CPU index, searched beside PyPI; a torch wheel in
+    docker/wheels (the offline build, as CI's docker/e2e.sh makes it) switches the index off.
+    The install step's own lines that choose the index run here in sh, with and without a wheel."""
+    text = (ROOT / "docker" / "trainer.Dockerfile").read_text()
+    default = re.search(r"^ARG TORCH_INDEX=(\S*)$", text, re.MULTILINE)
+    assert default and default.group(1) == "https://download.pytorch.org/whl/cpu"
+    install = _run_instruction(text, "pip install")
+    assert "--find-links /tmp/wheels" in install and install.count("index-url") == 1
+    steps = [step.strip() for step in install.removeprefix("RUN ").split("&&")]
+    pip = next(i for i, step in enumerate(steps) if "pip install" in step)
+    choice = [step for step in steps[:pip] if "index=" in step]
+    assert choice[0] == 'index="${TORCH_INDEX}"' and '${index:+--extra-index-url "${index}"}' in steps[pip]
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    script = " && ".join(choice).replace("/tmp/wheels", str(wheels))
+    script += ' && printf "%s\\n" ${index:+--extra-index-url "${index}"}'
+
+    def index_options(torch_index: str) -> list[str]:
+        """What pip is given about indexes: build args reach RUN as environment variables."""
+        environment = {"PATH": os.environ["PATH"], "TORCH_INDEX": torch_index}
+        run = subprocess.run(
+            ["sh", "-c", script], env=environment, capture_output=True, text=True, check=True
+        )
+        return run.stdout.split()
+
+    assert index_options(default.group(1)) == ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+    assert index_options("") == []  # --build-arg TORCH_INDEX= : PyPI only
+    (wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").touch()
+    assert index_options(default.group(1)) == []  # the local wheel wins; the index is not consulted
+
+
 def test_api_image_serves_without_torch_and_checks_readiness() -> None:
     text = (ROOT / "docker" / "api.Dockerfile").read_text()
     assert "requirements/serve.txt" in text and "train.txt" not in text
