@@ -132,6 +132,14 @@ def summarise(rounds: list[dict], clients: Sequence[int]) -> dict:
     }
 
 
+def paired_p50_ratio(ours: list[dict], theirs: list[dict], row: int) -> dict[str, float]:
+    """p50 at load row ``row`` of one server over another's, round by round (as the ceiling
+    ratio is): the machine's speed may drift between rounds, never within one server's pair."""
+    return spread(
+        [a["load"][row]["p50_ms"] / b["load"][row]["p50_ms"] for a, b in zip(ours, theirs, strict=True)]
+    )
+
+
 def benchmark(bundle: Path, texts: Sequence[str], args: argparse.Namespace) -> dict:
     """All servers' figures, the ceilings and the service's ratio to the 2-thread ceiling."""
     model = engine.InProcess(bundle, 1)
@@ -178,6 +186,10 @@ def benchmark(bundle: Path, texts: Sequence[str], args: argparse.Namespace) -> d
             "size_mb": server.size_mb(),
             **summary,
         }
+    if "service" in rounds and "service-before" in rounds and 1 in args.clients:
+        figures["one_client_p50_over_before"] = paired_p50_ratio(
+            rounds["service"], rounds["service-before"], list(args.clients).index(1)
+        )
     if "service" in rounds:
         figures["service_over_ceiling"] = spread(
             [
