@@ -74,7 +74,7 @@ def test_every_query_names_a_metric_the_service_exports(bundle) -> None:
 
 def test_the_refusal_alert_divides_by_every_model_route() -> None:
     """The 429 rate divides every refusal (the in-flight cap's, the rate limit's, a full work
-    pool's) by the requests of every route they guard, the LM's included."""
+    pool's) by the requests of every route they guard, the LM's and the inspector's included."""
     rules = yaml.safe_load((MONITORING / "alerts.yml").read_text())
     (rule,) = (
         r for group in rules["groups"] for r in group["rules"] if r["alert"] == "SentimentRefusingRequests"
@@ -82,7 +82,8 @@ def test_the_refusal_alert_divides_by_every_model_route() -> None:
     numerator, denominator = rule["expr"].split("/ sum(")
     assert "sentiment_rejected_total" in numerator and "reason" not in numerator  # every reason
     (handlers,) = re.findall(r'handler=~"([^"]+)"', denominator)
-    assert all(re.fullmatch(handlers, prefix + "x") for prefix in MODEL_ROUTES), handlers
+    # the inspector's match and unit-context routes run on the trace pool, whose refusals count
+    assert all(re.fullmatch(handlers, prefix + "x") for prefix in (*MODEL_ROUTES, "/v1/inspect/")), handlers
 
 
 def test_promtool_passes_the_configs_and_the_rules() -> None:

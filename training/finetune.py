@@ -186,7 +186,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--counterfactual", default="", help="folder of the CAD pairs ('': none)")
     parser.add_argument(
-        "--counterfactual-repeats", type=int, default=1, help="times each pair is in the mixture"
+        "--counterfactual-repeats",
+        type=int,
+        default=1,
+        choices=range(1, 21),
+        metavar="1..20",
+        help="times each pair is in the mixture",
     )
     parser.add_argument("--templates", type=int, default=0, help="template sentences to add (0: none)")
     parser.add_argument("--tokenizer-version", type=int, default=1, choices=(1, 2), help="tokenizer version")

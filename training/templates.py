@@ -72,11 +72,11 @@ FRAMES: tuple[tuple[str, float], ...] = (
     ("i did not {posverb} a minute of this {noun}.", 0.0),
     ("i do not {negverb} this {noun} at all.", 0.8),
     ("nobody could {negverb} a {noun} like this.", 0.8),
-    ("i {posverb} this {noun}.", 1.0),
-    ("i {negverb} this {noun}.", 0.0),
+    ("honestly, i {posverb} the whole {noun}.", 1.0),
+    ("honestly, i {negverb} the whole {noun}.", 0.0),
     # plain statements keep the words' own sense
-    ("the {aspect} is {pos}.", 1.0),
-    ("the {aspect} is {neg}.", 0.0),
+    ("the {aspect} feels {pos}.", 1.0),
+    ("the {aspect} feels {neg}.", 0.0),
     ("a {pos} {noun}.", 1.0),
     ("a {neg} {noun}.", 0.0),
     # no sentiment, negated or not
