@@ -286,6 +286,26 @@ def encode_reviews(
     return [tokenizer.encode(r.text, cap) for r in reviews], [r.label for r in reviews]
 
 
+def bundle_splits(
+    tokenizer: Tokenizer,
+    train: tuple[list[list[int]], list[float]],
+    validation: Sequence[Review],
+    test: Sequence[Review],
+    cap: int,
+) -> Splits:
+    """Splits for work that starts from a bundle (fine-tuning, weight averaging): ``train`` as
+    token ids and targets, the held-out reviews encoded at ``cap``, no word-level corpora."""
+    return Splits(
+        train=train,
+        validation=encode_reviews(tokenizer, validation, cap),
+        test=encode_reviews(tokenizer, test, cap),  # for the card; chooses nothing
+        unlabelled_tokens=[],
+        train_tokens=[],
+        unlabelled_texts=[],
+        vocabulary=tokenizer.vocabulary,
+    )
+
+
 def prepare_data(
     config: RunConfig, unlabelled: bool = False, test: bool = True
 ) -> tuple[Tokenizer, Splits, str]:

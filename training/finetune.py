@@ -41,7 +41,7 @@ from model.tokenizer import NUMBER, PLACEHOLDERS, Tokenizer, Vocabulary
 from training import counterfactual, templates
 from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, TrainConfig
-from training.data import Splits, encode_reviews, load_imdb, split_reviews
+from training.data import bundle_splits, load_imdb, split_reviews
 from training.evaluate import onnx_session, predict_positive
 from training.export import model_from_onnx
 from training.loop import fit, set_seed
@@ -151,15 +151,8 @@ def run(args: argparse.Namespace, command: str) -> Path:
             return predict_positive(session, sequences).tolist()
 
     texts, targets, described = training_mixture(args, train_reviews, random.Random(args.seed), teacher)
-    splits = Splits(
-        train=([tokenizer.encode(text, args.train_max_tokens) for text in texts], targets),
-        validation=encode_reviews(tokenizer, validation, train.max_tokens),
-        test=encode_reviews(tokenizer, test_reviews, train.max_tokens),  # for the card; chooses nothing
-        unlabelled_tokens=[],
-        train_tokens=[],
-        unlabelled_texts=[],
-        vocabulary=tokenizer.vocabulary,
-    )
+    encoded = [tokenizer.encode(text, args.train_max_tokens) for text in texts]
+    splits = bundle_splits(tokenizer, (encoded, targets), validation, test_reviews, train.max_tokens)
     args.output.mkdir(parents=True, exist_ok=True)
     history, seconds = fit(model.train(), splits, config, args.output, resume=False)
     record = TrainingRecord(

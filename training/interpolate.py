@@ -28,7 +28,7 @@ from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer
 from training.bundle import TrainingRecord, write_bundle
 from training.config import RunConfig, TrainConfig
-from training.data import Splits, encode_reviews, load_imdb, split_reviews
+from training.data import bundle_splits, load_imdb, split_reviews
 from training.export import model_from_onnx
 from training.finetune import upgrade_tokenizer
 
@@ -88,15 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     dataset = load_imdb(args.data, expect_full=not args.limit_reviews)
     # the fine-tuning run's split (the shipped run's): its validation reviews were never trained on
     _, validation, test = split_reviews(dataset, args.limit_reviews, train.validation_fraction, train.seed)
-    splits = Splits(
-        train=([], []),
-        validation=encode_reviews(tokenizer, validation, train.max_tokens),
-        test=encode_reviews(tokenizer, test, train.max_tokens),  # for the card; chooses nothing
-        unlabelled_tokens=[],
-        train_tokens=[],
-        unlabelled_texts=[],
-        vocabulary=tokenizer.vocabulary,
-    )
+    splits = bundle_splits(tokenizer, ([], []), validation, test, train.max_tokens)
     for alpha in args.alpha:
         record = TrainingRecord(
             seconds=0.0,

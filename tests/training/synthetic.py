@@ -3,11 +3,13 @@ tiny IMDB folder for tests that run whole commands."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import torch
 
+from model.bundle import CARD_FILE
 from model.tokenizer import PAD, UNK, Vocabulary
 from training.data import Splits
 
@@ -67,3 +69,16 @@ def write_pairs(folder: Path, rows: list[tuple[str, str, str]], split: str = "tr
     lines = ["Sentiment\tText\tbatch_id", *("\t".join(row) for row in rows)]
     (folder / f"{split}_paired.tsv").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def fine_tuning_start(folder: Path, pairs: list[tuple[str, str, str]]) -> tuple[Path, Path, Path]:
+    """A tiny bundle whose card names its run's split (as a trained bundle's does), a tiny IMDB
+    folder and counterfactual ``pairs``: what ``training.finetune`` starts from."""
+    from tests.bundles import make_bundle  # builds ONNX graphs: only for the tests that need one
+
+    bundle, _, _ = make_bundle(folder / "tiny")
+    card = json.loads((bundle / CARD_FILE).read_text())
+    card["train_config"] = {"seed": 1, "validation_fraction": 0.25}
+    (bundle / CARD_FILE).write_text(json.dumps(card))
+    data = write_tiny_imdb(folder / "imdb", per_label=8, unlabelled=2)
+    return bundle, data, write_pairs(folder / "cad", pairs)

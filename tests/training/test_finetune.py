@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
 import pytest
 import torch
 
-from model.bundle import CARD_FILE, TOKENIZER_FILE, load_card
+from model.bundle import TOKENIZER_FILE, load_card
 from model.tokenizer import NUMBER, PLACEHOLDERS, URL, Tokenizer
 from tests.bundles import make_bundle
-from tests.training.synthetic import write_pairs, write_tiny_imdb
+from tests.training.synthetic import fine_tuning_start, write_pairs, write_tiny_imdb
 from training import templates
 from training.counterfactual import flatten, load_pairs, pair_accuracy
 from training.data import load_imdb
@@ -67,12 +66,8 @@ def test_the_upgraded_tokenizer_adds_placeholders_and_keeps_every_other_answer(t
 
 
 def test_the_command_writes_a_bundle_with_the_new_tokenizer(tmp_path: Path) -> None:
-    bundle, _, _ = make_bundle(tmp_path / "tiny")
-    card = json.loads((bundle / CARD_FILE).read_text())
-    card["train_config"] = {"seed": 1, "validation_fraction": 0.25}
-    (bundle / CARD_FILE).write_text(json.dumps(card))
-    data = write_tiny_imdb(tmp_path / "imdb", per_label=8, unlabelled=2)
-    cad = write_pairs(tmp_path / "cad", PAIRS)
+    bundle, data, cad = fine_tuning_start(tmp_path, PAIRS)
+    card = load_card(bundle)
     output = tmp_path / "run"
     main([
         "--bundle", str(bundle), "--data", str(data), "--output", str(output), "--counterfactual", str(cad),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from model.bundle import CARD_FILE, ONNX_FILE, TOKENIZER_FILE, load_card
+from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
 from model.tokenizer import Tokenizer
 from tests.bundles import make_bundle
-from tests.training.synthetic import write_pairs, write_tiny_imdb
+from tests.training.synthetic import fine_tuning_start
 from training import finetune, interpolate
 from training.evaluate import onnx_session, predict_positive
 
@@ -35,14 +34,10 @@ def test_networks_of_other_shapes_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_command_averages_a_fine_tuned_bundle_with_its_upgraded_start(tmp_path: Path) -> None:
-    start, _, start_tokenizer = make_bundle(tmp_path / "tiny")
-    card = json.loads((start / CARD_FILE).read_text())
-    card["train_config"] = {"seed": 1, "validation_fraction": 0.25}
-    (start / CARD_FILE).write_text(json.dumps(card))
-    data = write_tiny_imdb(tmp_path / "imdb", per_label=8, unlabelled=2)
-    cad = write_pairs(
-        tmp_path / "cad", [("Positive", "a wonderful film", "7"), ("Negative", "an awful film", "7")]
+    start, data, cad = fine_tuning_start(
+        tmp_path, [("Positive", "a wonderful film", "7"), ("Negative", "an awful film", "7")]
     )
+    start_tokenizer = Tokenizer.load(start / TOKENIZER_FILE)
     finetune.main([
         "--bundle", str(start), "--data", str(data), "--output", str(tmp_path / "ft"),
         "--counterfactual", str(cad), "--tokenizer-version", "2", "--replay", "6", "--epochs", "1",
