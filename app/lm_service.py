@@ -23,6 +23,7 @@ from app.errors import BundleError, InvalidRequest, ServiceError
 from app.lm import Generation, LanguageModel, Sampling
 from app.service import SentimentService
 from app.settings import Settings
+from app.workpool import Deadline
 
 logger = logging.getLogger("app.lm")
 
@@ -43,6 +44,15 @@ class GenerateRequest:
     seed: int | None = None
     sentiment: str | None = None  # "positive" | "negative": keep the candidate scored highest for it
     candidates: int = 4
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """A generation under way: its sampler, its seed, and its request's one deadline."""
+
+    generation: Generation
+    seed: int
+    deadline: Deadline
 
 
 class LMMetrics:
@@ -117,15 +127,16 @@ class LMService:
         self.sentiment.check_text(text)
         return self.model
 
-    async def _job(self, operation: str, work):
-        """``work()`` on the LM pool within the request's deadline, timed."""
+    async def _job(self, operation: str, work, deadline: Deadline | None = None):
+        """``work()`` on the LM pool within the request's deadline (``deadline``, when the
+        request runs several jobs: a generation's steps share one), timed."""
         started = time.perf_counter()
 
         def job(deadline):
             deadline.check()
             return work()
 
-        async with self.sentiment.deadline() as deadline:
+        async with self.sentiment.deadline(deadline) as deadline:
             result = await self.pool.run(job, deadline)
         self.metrics.seconds.labels(operation).observe(time.perf_counter() - started)
         return result
@@ -158,34 +169,37 @@ class LMService:
             )
         return model
 
-    async def start(self, request: GenerateRequest) -> tuple[Generation, int]:
-        """Read the prompt for the continuations ``request`` asks; returns them and the seed."""
+    async def start(self, request: GenerateRequest) -> Continuation:
+        """Read the prompt for the continuations ``request`` asks; the request's deadline
+        starts here and covers every step after."""
         model = self.check(request)
         seed = request.seed if request.seed is not None else secrets.randbits(31)
         rows = request.candidates if request.sentiment else 1
         cap = self.settings.lm_max_tokens
+        deadline = Deadline(self.settings.request_timeout_s)
         generation = await self._job(
-            "prompt", lambda: model.start(request.prompt, rows, request.sampling, seed, cap)
+            "prompt", lambda: model.start(request.prompt, rows, request.sampling, seed, cap), deadline
         )
         self.metrics.tokens.labels("prompt").inc(len(generation.prompt_tokens))
-        return generation, seed
+        return Continuation(generation, seed, deadline)
 
-    async def tokens(self, generation: Generation, count: int) -> AsyncIterator[int]:
+    async def tokens(self, continuation: Continuation, count: int) -> AsyncIterator[int]:
         """Sample ``count`` tokens, one pool job each; yields row 0's id after each step."""
         for _ in range(count):
-            chosen = await self._job("step", generation.step)
+            chosen = await self._job("step", continuation.generation.step, continuation.deadline)
             self.metrics.tokens.labels("generated").inc(len(chosen))
             yield int(chosen[0])
 
     async def generate(self, request: GenerateRequest) -> dict:
         """A continuation of the prompt (the one the classifier prefers, when steered)."""
-        generation, seed = await self.start(request)
-        async for _ in self.tokens(generation, request.max_new_tokens):
+        continuation = await self.start(request)
+        async for _ in self.tokens(continuation, request.max_new_tokens):
             pass
-        return await self.finish(request, generation, seed)
+        return await self.finish(request, continuation)
 
-    async def finish(self, request: GenerateRequest, generation: Generation, seed: int) -> dict:
+    async def finish(self, request: GenerateRequest, continuation: Continuation) -> dict:
         """The response body of a finished generation: steered, the classifier picks the row."""
+        generation, seed = continuation.generation, continuation.seed
         row, sentiment = 0, None
         if request.sentiment:
             texts = [request.prompt + generation.text(r) for r in range(len(generation.generated))]

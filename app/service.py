@@ -174,9 +174,9 @@ class SentimentService:
         """:class:`PayloadTooLarge` for a text over ``max_text_chars`` (the LM routes' check too)."""
         self._check_text(text)
 
-    def deadline(self) -> contextlib.AbstractAsyncContextManager[Deadline]:
+    def deadline(self, deadline: Deadline | None = None) -> contextlib.AbstractAsyncContextManager[Deadline]:
         """The request's deadline, for work outside this service (the LM's): see :meth:`_deadline`."""
-        return self._deadline()
+        return self._deadline(deadline)
 
     def _check_text(self, text: str) -> None:
         if len(text) > self.settings.max_text_chars:
@@ -258,17 +258,18 @@ class SentimentService:
         return await self.inference_pool.run(job, deadline)
 
     @contextlib.asynccontextmanager
-    async def _deadline(self) -> AsyncIterator[Deadline]:
+    async def _deadline(self, deadline: Deadline | None = None) -> AsyncIterator[Deadline]:
         """A :class:`Deadline` for the block's blocking work; :class:`Timeout` when the block
-        takes longer than ``request_timeout_s``.
+        takes longer than ``request_timeout_s``, or than what is left of ``deadline`` (a request
+        whose work spans several blocks, as a generation's steps do, keeps one deadline).
 
         Cancelling the wait resolves nothing else: a batched request's queue entry is skipped by
         the batcher (its future is cancelled), a pool's job stops at its next check, and the
         in-flight slot is released as the 504 goes.
         """
-        deadline = Deadline(self.settings.request_timeout_s)
+        deadline = deadline or Deadline(self.settings.request_timeout_s)
         try:
-            async with asyncio.timeout(self.settings.request_timeout_s):
+            async with asyncio.timeout(deadline.remaining):
                 yield deadline
         except (TimeoutError, Abandoned):  # Abandoned: a job saw the deadline pass first
             deadline.abandon()

@@ -34,6 +34,11 @@ class Deadline:
         self._at = time.monotonic() + seconds
         self._abandoned = threading.Event()
 
+    @property
+    def remaining(self) -> float:
+        """Seconds left until the deadline (0 once it passed)."""
+        return max(0.0, self._at - time.monotonic())
+
     def abandon(self) -> None:
         """Nobody waits for the result any more."""
         self._abandoned.set()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from behaviour.suite import TOLERANCE, build_suite
 from benchmarks.results import commit
 from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card, onnx_session
 from model.tokenizer import Tokenizer
+from training.commands import recorded_command
 from training.counterfactual import flatten, load_pairs, pair_accuracy
 from training.evaluate import predict_positive
 
@@ -42,7 +42,7 @@ def predictor(bundle: Path, threads: int = 2) -> Callable[[list[str]], np.ndarra
 
 def _provenance(argv: Sequence[str]) -> dict:
     return {
-        "command": shlex.join(["python", "-m", "behaviour", *argv]),
+        "command": recorded_command("behaviour", argv),
         "commit": commit(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

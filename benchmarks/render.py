@@ -450,9 +450,14 @@ def _lm(figures: dict) -> list[str]:
                     f"{figures['ratio_token']:.1f}",
                 ],
                 [
+                    f"roofline bound of the first token ({figures['prompt_tokens_median']:.0f}-token prompt)",
+                    f"{figures['first_token_bound_ms']:.3f}",
+                    "1",
+                ],
+                [
                     f"time to first token ({figures['prompt_tokens_median']:.0f}-token prompt)",
                     spread(figures["time_to_first_token_ms"]),
-                    "",
+                    f"{figures['ratio_first_token']:.1f}",
                 ],
             ],
         ),
@@ -658,71 +663,51 @@ def markdown(results_dir: Path) -> dict[str, str]:
 
 
 def plot(name: str, figures: dict, folder: Path) -> Path | None:
-    """Draw the service's throughput and p99 latency against clients as ``folder/service.png``
-    (the peers' as ``folder/peers.png``); None for benchmarks without a plot."""
+    """Draw throughput and p99 latency against clients: the service with batching on and off as
+    ``folder/service.png``, every peer as ``folder/peers.png``; None for benchmarks without a plot."""
+    if name == "service":
+        series = {key.replace("_", " "): figures[key]["load"] for key in ("batching_on", "batching_off")}
+        return _plot_load(folder / "service.png", series)
     if name == "peers":
-        return _plot_peers(figures, folder)
-    if name != "service":
-        return None
+        series = {server: figures["servers"][server]["load"] for server in figures["servers"]}
+        return _plot_load(folder / "peers.png", series, figures["ceiling"]["threads_2"]["median"])
+    return None
+
+
+def _plot_load(path: Path, series: dict[str, list[dict]], ceiling: float | None = None) -> Path:
+    """Requests/s and p99 against clients, one line a series of load rows; a figure that is a
+    spread over rounds is drawn at its median with its range as bars, and ``ceiling`` (the
+    in-process reviews/s) as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key in ("batching_on", "batching_off"):
-        rows = figures[key]["load"]
-        clients = [r["clients"] for r in rows]
-        label = key.replace("_", " ")
-        left.plot(clients, [r["requests_per_s"] for r in rows], marker="o", label=label)
-        right.plot(clients, [r["p99_ms"] for r in rows], marker="o", label=label)
-    left.set(xlabel="concurrent clients", ylabel="requests/s", xscale="log", title="/v1/predict throughput")
-    right.set(
-        xlabel="concurrent clients",
-        ylabel="p99 latency (ms)",
-        xscale="log",
-        yscale="log",
-        title="p99 latency",
-    )
-    for axis in (left, right):
-        axis.set_xticks(clients, [str(c) for c in clients])
-        axis.legend()
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    path = folder / "service.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def _plot_peers(figures: dict, folder: Path) -> Path:
-    """Every server's requests/s and p99 against clients (medians, the rounds' range as bars),
-    the ceiling as a line: ``folder/peers.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def points(rows: list[dict], key: str) -> tuple[list[float], list[list[float]]]:
+        spreads = [
+            r[key] if isinstance(r[key], dict) else dict.fromkeys(("median", "min", "max"), r[key])
+            for r in rows
+        ]
+        middle = [f["median"] for f in spreads]
+        return middle, [[m - f["min"] for m, f in zip(middle, spreads, strict=True)],
+                        [f["max"] - m for m, f in zip(middle, spreads, strict=True)]]  # fmt: skip
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, server in figures["servers"].items():
-        rows = server["load"]
+    clients: list[int] = []
+    for label, rows in series.items():
         clients = [r["clients"] for r in rows]
         for axis, key in ((left, "requests_per_s"), (right, "p99_ms")):
-            middle = [r[key]["median"] for r in rows]
-            low = [m - r[key]["min"] for m, r in zip(middle, rows, strict=True)]
-            high = [r[key]["max"] - m for m, r in zip(middle, rows, strict=True)]
-            axis.errorbar(clients, middle, yerr=[low, high], marker="o", capsize=3, label=name)
-    left.axhline(
-        figures["ceiling"]["threads_2"]["median"], color="grey", linestyle="--", label="ceiling (2 thr.)"
-    )
+            middle, bars = points(rows, key)
+            axis.errorbar(clients, middle, yerr=bars, marker="o", capsize=3, label=label)
+    if ceiling is not None:
+        left.axhline(ceiling, color="grey", linestyle="--", label="ceiling (2 thr.)")
     left.set(xlabel="concurrent clients", ylabel="requests/s", xscale="log", title="throughput")
     right.set(xlabel="concurrent clients", ylabel="p99 latency (ms)", xscale="log", yscale="log", title="p99")
     for axis in (left, right):
-        axis.set_xticks(figures["clients"], [str(c) for c in figures["clients"]])
+        axis.set_xticks(clients, [str(c) for c in clients])
         axis.grid(alpha=0.3)
     left.legend(fontsize=8)
     figure.tight_layout()
-    path = folder / "peers.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -23,7 +23,6 @@ import json
 import math
 import platform
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from model.tokenizer import UNK, Tokenizer
+from training.commands import recorded_command
 from training.lm import load_language_model, perplexity, token_log_probs
 from training.lm_corpus import load_corpus, sample_test_reviews
 
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "previous_lm": PREVIOUS,
         "unk": "<unk> is one word of the vocabulary for both models: predicted and counted",
         "machine": platform.processor() or platform.machine(),
-        "command": " ".join(["python -m experiments.lm_anchor", *(sys.argv[1:] if argv is None else argv)]),
+        "command": recorded_command("experiments.lm_anchor", argv),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

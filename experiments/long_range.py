@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 from experiments.timing import machine
 from model.config import CELLS, ModelConfig
 from model.network import SentimentClassifier, pool
+from training.commands import recorded_command
 
 # batches in a row without a mistake that end a run: at 32 sequences a batch, hundreds of fresh
 # sequences all right, which chance (0.5 each) does not give
@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.append(result)
     args.output.mkdir(parents=True, exist_ok=True)
     record = {
-        "command": "python -m experiments.long_range " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": recorded_command("experiments.long_range", argv),
         "settings": {k: v if not isinstance(v, Path) else str(v) for k, v in vars(args).items()},
         "machine": machine(),  # after torch.set_num_threads(args.threads)
         "minutes": round((time.perf_counter() - started) / 60, 1),

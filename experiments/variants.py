@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from model.bundle import ONNX_FILE, load_card
 from model.config import ModelConfig
 from model.network import SentimentClassifier
 from training.bundle import TrainingRecord, write_bundle
+from training.commands import recorded_command
 from training.config import RunConfig, add_arguments, load_run_config
 from training.data import DatasetError, prepare_data
 from training.embeddings import initial_embeddings
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps(rows[-1]))
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
-    command = "python -m experiments.variants " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = recorded_command("experiments.variants", argv)
     write_report(rows, config, command, args.results)
     print(f"wrote {args.results / 'variants.json'} and {args.results / 'variants.png'}")
 

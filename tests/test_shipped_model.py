@@ -70,3 +70,42 @@ def test_served_trace_equals_pytorch_on_the_shipped_weights() -> None:
     assert abs(trace["prediction"].score - float(torch.softmax(logits, 1)[0, 1])) <= 1e-5
     encoded = served.encode(REVIEW)
     assert make_prediction(served.infer([encoded.ids])[0], encoded) == trace["prediction"]
+
+
+LM_BUNDLE = BUNDLE.parent / "lm"
+LM_ANCHOR = BUNDLE.parent.parent / "experiments" / "results" / "lm_anchor.json"
+
+
+def test_language_model_bundle_is_complete_small_and_shares_the_vocabulary() -> None:
+    import json
+
+    names = {path.name for path in LM_BUNDLE.iterdir()}
+    assert {"model.onnx", "tokenizer.json", "model_card.json", "MODEL_CARD.md"} <= names
+    assert sum(path.stat().st_size for path in LM_BUNDLE.iterdir()) <= 25 * 1000 * 1000  # issue 27's cap
+    assert (LM_BUNDLE / "tokenizer.json").read_bytes() == (BUNDLE / "tokenizer.json").read_bytes()
+    card = json.loads((LM_BUNDLE / "model_card.json").read_text())
+    assert hashlib.sha256((LM_BUNDLE / "model.onnx").read_bytes()).hexdigest() == card["onnx"]["sha256"]
+    assert card["parity"]["torch_vs_onnx"] <= 1e-5 and card["parity"]["stepwise_vs_prefix"] <= 1e-5
+    assert "<unk>" in card["metrics"]["unk"] and "`<unk>`" in (LM_BUNDLE / "MODEL_CARD.md").read_text()
+    # the anchor comparison was measured on this very network: its figure is the card's
+    anchor = json.loads(LM_ANCHOR.read_text())
+    assert anchor["lstm"]["perplexity"] == card["metrics"]["test_perplexity"]
+    assert anchor["lstm"]["config"] == card["lm_config"]
+
+
+def test_language_model_steps_with_its_state_as_it_reads_a_prefix() -> None:
+    """The shipped graph: a review read one token a call, the state carried, gives the
+    distributions of reading it whole (what generation relies on)."""
+    from app.lm import LanguageModel
+    from model.tokenizer import Tokenizer
+    from training.lm_corpus import START_ID
+
+    tokenizer = Tokenizer.load(LM_BUNDLE / "tokenizer.json")
+    lm = LanguageModel.load(LM_BUNDLE, tokenizer.vocabulary)
+    ids = np.array([[START_ID, *tokenizer.encode(REVIEW)]])
+    whole, _ = lm.run(ids, lm.zero_state(1))
+    state, steps = lm.zero_state(1), []
+    for position in range(ids.shape[1]):
+        log_probs, state = lm.run(ids[:, position : position + 1], state)
+        steps.append(log_probs[0, 0])
+    np.testing.assert_allclose(np.exp(np.stack(steps)), np.exp(whole[0]), atol=1e-5, rtol=0)

@@ -28,8 +28,6 @@ import argparse
 import dataclasses
 import platform
 import random
-import shlex
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from model.network import SentimentClassifier
 from model.tokenizer import NUMBER, PLACEHOLDERS, Tokenizer, Vocabulary
 from training import counterfactual, templates
 from training.bundle import TrainingRecord, write_bundle
+from training.commands import recorded_command
 from training.config import RunConfig, TrainConfig
 from training.data import bundle_splits, load_imdb, split_reviews
 from training.evaluate import onnx_session, predict_positive
@@ -218,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="IMDB reviews per part and label (0: all); for smoke runs",
     )
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "-m", "training.finetune", *(sys.argv[1:] if argv is None else argv)])
+    command = recorded_command("training.finetune", argv)
     try:
         bundle = run(args, command)
     except ValueError as error:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from model.bundle import ONNX_FILE, TOKENIZER_FILE, load_card
 from model.network import SentimentClassifier
 from model.tokenizer import Tokenizer
 from training.bundle import TrainingRecord, write_bundle
+from training.commands import recorded_command
 from training.config import RunConfig, TrainConfig
 from training.data import bundle_splits, load_imdb, split_reviews
 from training.export import model_from_onnx
@@ -73,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not all(0.0 <= alpha <= 1.0 for alpha in args.alpha):
         raise SystemExit("error: every --alpha lies in [0, 1]")
-    command = shlex.join(["python", "-m", "training.interpolate", *(sys.argv[1:] if argv is None else argv)])
+    command = recorded_command("training.interpolate", argv)
     card = load_card(args.end)
     tokenizer = Tokenizer.load(args.end / TOKENIZER_FILE)
     end = model_from_onnx(args.end / ONNX_FILE)

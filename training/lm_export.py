@@ -36,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 from model.bundle import onnx_session
 from model.tokenizer import Tokenizer
 from training.checkpoint import vocabulary_digest
+from training.commands import recorded_command
 from training.export import OPSET, ExportError, _reorder
 from training.lm import WordLanguageModel, load_language_model, perplexity, token_log_probs
 from training.lm_corpus import START_ID, load_corpus, sample_test_reviews
@@ -226,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--parity-reviews", type=int, default=8, help="validation reviews the parity is proven on"
     )
+    parser.add_argument("--version", default="1", help="the bundle's version, on its card and at /v1/lm")
     args = parser.parse_args(argv)
     tokenizer = Tokenizer.load(args.tokenizer)
     model, saved = load_language_model(args.checkpoint, tokenizer)
@@ -240,14 +242,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         model, onnx_session(output / MODEL_FILE), corpus.validation[: args.parity_reviews]
     )
     shutil.copyfile(args.tokenizer, output / TOKENIZER_FILE)
-    card = make_card(model, saved, corpus, args, parity, output)
+    card = make_card(model, saved, corpus, args, parity, output, recorded_command("training.lm_export", argv))
     (output / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (output / CARD_MARKDOWN).write_text(_markdown(card))
     print(json.dumps(card["metrics"]))
 
 
-def make_card(model: WordLanguageModel, saved: dict, corpus, args, parity: dict, output: Path) -> dict:
-    """The bundle's card: what the model is, how it was made and measured."""
+def make_card(
+    model: WordLanguageModel, saved: dict, corpus, args, parity: dict, output: Path, command: str
+) -> dict:
+    """The bundle's card: what the model is, how it was made (``command``) and measured."""
     test = sample_test_reviews(corpus.test, args.test_reviews)
     scores = token_log_probs(model, test)
     known = [lp[seq != 1] for lp, seq in zip(scores, test, strict=True)]
@@ -258,7 +262,7 @@ def make_card(model: WordLanguageModel, saved: dict, corpus, args, parity: dict,
     return {
         "card_version": 1,
         "name": "imdb-lstm-lm",
-        "version": "1",
+        "version": args.version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "architecture": f"embedding {config.embed_dim} -> LSTM {config.hidden_size} -> adaptive softmax "
         f"(clusters at {', '.join(map(str, config.cutoffs))}) over {config.vocab_size:,} words",
@@ -284,7 +288,7 @@ def make_card(model: WordLanguageModel, saved: dict, corpus, args, parity: dict,
         },
         "parity": parity,
         "onnx": {"bytes": len(onnx_bytes), "sha256": hashlib.sha256(onnx_bytes).hexdigest(), "opset": OPSET},
-        "command": "python -m training.lm_export --checkpoint runs/lm/lm.pt --output models/lm",
+        "command": command,
     }
 
 

@@ -15,8 +15,6 @@ import argparse
 import hashlib
 import json
 import platform
-import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +25,7 @@ from model.bundle import CARD_FILE, ONNX_FILE
 from model.config import ModelConfig
 from training.build import build_model
 from training.bundle import TrainingRecord, write_bundle
+from training.commands import recorded_command
 from training.config import ADDED_LATER, RunConfig, TrainConfig, add_arguments, load_run_config
 from training.data import DatasetError, fetch_if_missing, prepare_data, resolve_path, sha256_of
 from training.distributed import close_world, init_world
@@ -134,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         bundle = run(
             config,
             resume=args.resume,
-            command=shlex.join(["python", "-m", "training.train", *(sys.argv[1:] if argv is None else argv)]),
+            command=recorded_command("training.train", argv),
         )
     except (DatasetError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None

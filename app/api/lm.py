@@ -21,7 +21,7 @@ from app.lm_schemas import (
     ScoreRequest,
     ScoreResponse,
 )
-from app.lm_service import GenerateRequest, LMService
+from app.lm_service import Continuation, GenerateRequest, LMService
 from app.schemas import ErrorResponse
 
 ERRORS = {status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 429, 504)}
@@ -74,22 +74,22 @@ async def generate(body: GenerateBody, lm: KeyedLM):
     )
     if not body.stream:
         return await lm.generate(request)
-    generation, seed = await lm.start(request)  # errors before the stream are plain JSON errors
-    return StreamingResponse(_events(lm, request, generation, seed), media_type="text/event-stream")
+    continuation = await lm.start(request)  # errors before the stream are plain JSON errors
+    return StreamingResponse(_events(lm, request, continuation), media_type="text/event-stream")
 
 
 def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-async def _events(lm: LMService, request: GenerateRequest, generation, seed: int) -> AsyncIterator[str]:
+async def _events(lm: LMService, request: GenerateRequest, continuation: Continuation) -> AsyncIterator[str]:
     """One ``token`` event per token (its text as it joins the continuation), then ``done``."""
-    shown = ""
+    shown, generation = "", continuation.generation
     try:
-        async for token_id in lm.tokens(generation, request.max_new_tokens):
+        async for token_id in lm.tokens(continuation, request.max_new_tokens):
             text = generation.text()
             yield _event("token", {"token": generation.model.itos[token_id], "text": text[len(shown) :]})
             shown = text
-        yield _event("done", await lm.finish(request, generation, seed))
+        yield _event("done", await lm.finish(request, continuation))
     except ServiceError as error:  # the status line is sent: the error goes in the stream
         yield _event("error", error_body(error.code, error.message))

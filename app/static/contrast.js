@@ -1,29 +1,9 @@
 // The contrast view: two texts traced side by side (/v1/trace and /v1/trace/saliency for each),
-// their tokens aligned, and where their running sentiment and gates diverge. No dependencies.
+// their tokens aligned, and where their running sentiment and gates diverge. Needs common.js.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const DIVERGED = 0.1; // a running-sentiment gap at least this large marks a row
 const contrast = { a: null, b: null, rows: null };
-
-// red (negative) -> white -> green (positive) for a probability, as on the inspector page
-function sentimentColour(p) {
-  const t = Math.max(0, Math.min(1, p));
-  const [r, g, b] = t < 0.5 ? [255, 255 * t * 2, 255 * t * 2] : [255 * (1 - t) * 2, 255, 255 * (1 - t) * 2];
-  return `rgb(${Math.round(r)},${Math.round(g)},${Math.round(b)})`;
-}
-
-async function post(path, body, key) {
-  const headers = { "content-type": "application/json" };
-  if (key) headers["X-API-Key"] = key;
-  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
-  const payload = await response.json().catch(() => null);
-  if (!response.ok) {
-    const message = payload && payload.error ? payload.error.message || payload.error : response.statusText;
-    throw new Error(`${response.status}: ${message}`);
-  }
-  return payload;
-}
 
 // Rows of a longest-common-subsequence alignment: {a, b} token indices, null where a text has
 // no token (a diff's deletion or insertion). Ties go to the shared token, then to A's token.
@@ -48,8 +28,8 @@ function align(left, right) {
 async function trace(text, maxTokens, key) {
   const body = { text, max_tokens: maxTokens };
   const [gates, saliency] = await Promise.all([
-    post("/v1/trace", { ...body, decimals: 5 }, key),
-    post("/v1/trace/saliency", body, key),
+    request("POST", "/v1/trace", { ...body, decimals: 5 }, key),
+    request("POST", "/v1/trace/saliency", body, key),
   ]);
   return { gates, saliency };
 }
@@ -75,13 +55,6 @@ async function compare(event) {
     $("contrast-error").textContent = `The server could not compare these texts. ${error.message}`;
     $("contrast-error").hidden = false;
   }
-}
-
-function fillSelect(select, values) {
-  const kept = select.value;
-  select.innerHTML = "";
-  for (const v of values) select.add(new Option(v, v));
-  if (values.includes(kept)) select.value = kept;
 }
 
 // Mean absolute difference of the chosen gate's units at token i of A and token j of B

@@ -1,19 +1,11 @@
 // The gate inspector: fetches /v1/trace, /v1/trace/saliency, the corpus index's /v1/inspect/*
-// routes and, when the server has a language model, /v1/lm/*, and draws them. No dependencies.
+// routes and, when the server has a language model, /v1/lm/*, and draws them. Needs common.js.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = {
   trace: null, saliency: null, lm: null, gate: null, span: null, unit: null,
   index: null, lmInfo: null, matchUnits: [],
 };
-
-// red (negative) -> white -> green (positive) for a probability
-function sentimentColour(p) {
-  const t = Math.max(0, Math.min(1, p));
-  const [r, g, b] = t < 0.5 ? [255, 255 * t * 2, 255 * t * 2] : [255 * (1 - t) * 2, 255, 255 * (1 - t) * 2];
-  return `rgb(${Math.round(r)},${Math.round(g)},${Math.round(b)})`;
-}
 
 // blue (negative) -> white -> orange (positive) for a value scaled to [-1, 1]
 function divergingColour(v) {
@@ -44,25 +36,8 @@ function scaleFor(gate, matrix) {
   return { min: -top, max: top, colour: (v) => divergingColour(v / top) };
 }
 
-// One JSON request; an error status becomes an Error carrying the status and the server's words.
-async function request(method, path, body) {
-  const headers = { "content-type": "application/json" };
-  const key = $("api-key").value;
-  if (key) headers["X-API-Key"] = key;
-  const init = { method, headers };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  const response = await fetch(path, init);
-  const payload = await response.json().catch(() => null);
-  if (!response.ok) {
-    const message = payload && payload.error ? payload.error.message || payload.error : response.statusText;
-    const error = new Error(`${response.status}: ${message}`);
-    error.status = response.status;
-    error.code = payload && payload.error ? payload.error.code : undefined;
-    error.detail = message;
-    throw error;
-  }
-  return payload;
-}
+// The inspector's requests carry the key typed in its form
+const call = (method, path, body) => request(method, path, body, $("api-key").value);
 
 function showError(message) {
   $("error").textContent = message;
@@ -75,11 +50,15 @@ async function analyze(event) {
   $("status").textContent = "reading…";
   const body = { text: $("text").value, max_tokens: Number($("max-tokens").value) || undefined };
   try {
-    const [trace, saliency] = await Promise.all([request("POST", "/v1/trace", body), request("POST", "/v1/trace/saliency", body)]);
-    // the language model's view is extra: a failure there leaves the rest of the page standing
-    const lm = state.lmInfo && state.lmInfo.loaded
-      ? await request("POST", "/v1/lm/score", { text: body.text, top_k: 5 }).catch(() => null)
-      : null;
+    // the three requests run at once; the language model's view is extra: a failure there
+    // leaves the rest of the page standing
+    const [trace, saliency, lm] = await Promise.all([
+      call("POST", "/v1/trace", body),
+      call("POST", "/v1/trace/saliency", body),
+      state.lmInfo && state.lmInfo.loaded
+        ? call("POST", "/v1/lm/score", { text: body.text, top_k: 5 }).catch(() => null)
+        : null,
+    ]);
     Object.assign(state, { trace, saliency, lm, span: null, unit: null, matchUnits: [] });
     render();
     $("results").dataset.text = body.text; // which text is shown, for a reader (or a test) to wait on
@@ -117,11 +96,6 @@ function render() {
   renderTabs();
   renderMatchUnits();
   renderSaturation();
-}
-
-function fillSelect(select, values) {
-  select.innerHTML = "";
-  for (const v of values) select.add(new Option(v, v));
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -390,7 +364,7 @@ function drawLine(canvas, values, { min, max, label, span }) {
 
 async function loadIndexInfo() {
   try {
-    state.index = await request("GET", "/v1/inspect/index");
+    state.index = await call("GET", "/v1/inspect/index");
     const i = state.index;
     $("index-note").textContent = `Corpus index: ${i.reviews.toLocaleString("en")} ${i.source} reviews (${i.tokens.toLocaleString("en")} tokens, the first ${i.max_tokens} of each), a unit on where h ≥ ${i.threshold}.`;
   } catch (error) {
@@ -459,7 +433,7 @@ async function findMatches() {
   list.innerHTML = "<li>searching…</li>";
   const [a, b] = state.span;
   try {
-    const found = await request("POST", "/v1/inspect/match", { units: state.matchUnits, length: b - a + 1, k: 15 });
+    const found = await call("POST", "/v1/inspect/match", { units: state.matchUnits, length: b - a + 1, k: 15 });
     list.innerHTML = "";
     list.dataset.total = found.total;
     if (!found.matches.length) list.innerHTML = "<li>These units are never all on together in the corpus.</li>";
@@ -481,7 +455,7 @@ function showContextsOf(layer, direction, unit) {
 async function showContexts() {
   const path = `/v1/inspect/units/${Number($("ctx-layer").value)}/${$("ctx-direction").value}/${Number($("ctx-unit").value)}`;
   try {
-    const found = await request("GET", `${path}?k=${Number($("ctx-k").value) || 8}`);
+    const found = await call("GET", `${path}?k=${Number($("ctx-k").value) || 8}`);
     for (const side of ["highest", "lowest"]) {
       const list = $(`contexts-${side}`);
       list.innerHTML = "";
@@ -498,7 +472,7 @@ async function showContexts() {
 
 async function loadLmInfo() {
   try {
-    state.lmInfo = await request("GET", "/v1/lm");
+    state.lmInfo = await call("GET", "/v1/lm");
   } catch (error) {
     state.lmInfo = { loaded: false, reason: error.status === 404 ? "this server has no language-model routes" : error.message };
   }
@@ -514,11 +488,11 @@ async function continueReview() {
   const prompt = $("text").value;
   $("lm-summary").textContent = "writing…";
   try {
-    const generated = await request("POST", "/v1/lm/generate", {
+    const generated = await call("POST", "/v1/lm/generate", {
       prompt, max_new_tokens: Number($("lm-new-tokens").value) || 30,
       temperature: Number($("lm-temperature").value) || 1, seed: Number($("lm-seed").value),
     });
-    const whole = await request("POST", "/v1/trace/saliency", { text: prompt + generated.text });
+    const whole = await call("POST", "/v1/trace/saliency", { text: prompt + generated.text });
     const first = state.saliency.tokens.length; // the review's own tokens come first
     const from = Math.max(0, first - 8);
     const { tokens, running } = whole;

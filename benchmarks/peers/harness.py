@@ -142,9 +142,11 @@ def paired_p50_ratio(ours: list[dict], theirs: list[dict], row: int) -> dict[str
 
 def benchmark(bundle: Path, texts: Sequence[str], args: argparse.Namespace) -> dict:
     """All servers' figures, the ceilings and the service's ratio to the 2-thread ceiling."""
-    model = engine.InProcess(bundle, 1)
-    labels = [("negative", "positive")[int(np.argmax(model.predict(text)))] for text in texts]
     sequences = reviews.token_ids(bundle, texts)
+    session = engine.session(bundle / "model.onnx", 1)
+    labels = [
+        ("negative", "positive")[int(np.argmax(engine.probabilities(session, [ids])[0]))] for ids in sequences
+    ]
     texts_file = load.write_reviews(servers.PEERS / "reviews.tsv", texts, labels)
     chosen = [
         s

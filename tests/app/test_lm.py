@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.lm import LanguageModel, Sampling
+from app.lm import Generation, LanguageModel, Sampling
 from app.main import create_app
 from app.settings import Settings
 from model.tokenizer import Tokenizer
@@ -198,6 +198,75 @@ def test_a_full_lm_pool_answers_429_and_counts_it_as_a_refusal(bundle_dir, lm_di
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
     assert answered.status_code == 200
     assert 'sentiment_rejected_total{reason="lm"} 1.0' in metrics
+
+
+def test_a_generation_s_steps_share_the_request_s_deadline(make_client, lm_dir, monkeypatch) -> None:
+    """Each step is far quicker than the timeout, the whole generation is not: a 504, and the
+    steps stop (a deadline per step would let 40 steps run 40 timeouts)."""
+    original, steps = Generation.step, []
+
+    def slow(self):
+        steps.append(1)
+        threading.Event().wait(0.05)
+        return original(self)
+
+    monkeypatch.setattr(Generation, "step", slow)
+    client = make_client(lm_bundle=lm_dir, request_timeout_s=0.5)
+    response = client.post("/v1/lm/generate", json={"prompt": "a", "max_new_tokens": 40, "seed": 0})
+    assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
+    assert len(steps) < 20
+    streamed = client.post(
+        "/v1/lm/generate", json={"prompt": "a", "max_new_tokens": 40, "seed": 0, "stream": True}
+    )
+    assert (
+        streamed.status_code == 200 and "event: error" in streamed.text and "event: done" not in streamed.text
+    )
+
+
+def test_long_texts_are_read_up_to_the_token_cap(make_client, lm_dir) -> None:
+    """A prompt is continued from its last lm_max_tokens tokens; a score covers its first ones."""
+    client = make_client(lm_bundle=lm_dir, lm_max_tokens=3)
+    text = "good bad movie film great awful"
+    following = client.post("/v1/lm/next", json={"text": text}).json()
+    assert following["truncated"] is True and following["tokens"] == ["film", "great", "awful"]
+    scored = client.post("/v1/lm/score", json={"text": text}).json()
+    assert scored["truncated"] is True and [t["token"] for t in scored["tokens"]] == ["good", "bad", "movie"]
+    whole = client.post("/v1/lm/score", json={"text": "good bad"}).json()
+    assert whole["truncated"] is False and len(whole["tokens"]) == 2
+
+
+def test_the_lm_routes_count_in_the_rate_limit_and_the_in_flight_cap(
+    make_client, bundle_dir, lm_dir, monkeypatch
+) -> None:
+    limited = make_client(lm_bundle=lm_dir, rate_limit="2/minute")
+    statuses = [limited.post("/v1/lm/next", json={"text": "a"}).status_code for _ in range(2)]
+    refused = limited.post("/v1/lm/generate", json={"prompt": "a"})
+    assert statuses == [200, 200] and refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+
+    release = threading.Event()
+    original = LanguageModel.next_words
+
+    def held(self, *args):
+        release.wait(5)
+        return original(self, *args)
+
+    monkeypatch.setattr(LanguageModel, "next_words", held)
+    app = create_app(Settings(model_dir=bundle_dir, lm_bundle=lm_dir, max_in_flight=1))
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                first = asyncio.ensure_future(client.post("/v1/lm/next", json={"text": "a"}))
+                await asyncio.sleep(0.1)  # in flight, held by the LM's worker
+                refused = await client.post("/v1/lm/score", json={"text": "a"})
+                release.set()
+                return refused, await first
+
+    refused, answered = asyncio.run(scenario())
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
+    assert answered.status_code == 200
 
 
 def test_sampling_respects_top_k_and_top_p() -> None:

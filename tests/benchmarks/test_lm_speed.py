@@ -53,4 +53,10 @@ def test_lm_benchmark_writes_its_result_and_section(tmp_path, tiny_imdb) -> None
     figures = json.loads((tmp_path / "lm.json").read_text())["figures"]
     assert figures["ms_per_token"]["runs"] == 12 and figures["bound_ms"] > 0
     assert figures["ms_per_token"]["median"] >= figures["graph_step_ms"]["p10"] * 0.5
+    # the first token's bound: the prompt's LSTM products, one token after another, and one softmax
+    by_name = {p["name"]: p["flops"] / (p["gflops"] * 1e9) * 1000 for p in figures["products"]}
+    lstm = by_name["input projection"] + by_name["recurrent"]
+    expected = figures["prompt_tokens_median"] * lstm + figures["bound_ms"] - lstm
+    assert abs(figures["first_token_bound_ms"] - expected) <= 1e-9 * expected
+    assert figures["ratio_first_token"] > 0
     assert "## The language model" in done.stdout and "time to first token" in done.stdout

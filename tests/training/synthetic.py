@@ -82,3 +82,26 @@ def fine_tuning_start(folder: Path, pairs: list[tuple[str, str, str]]) -> tuple[
     (bundle / CARD_FILE).write_text(json.dumps(card))
     data = write_tiny_imdb(folder / "imdb", per_label=8, unlabelled=2)
     return bundle, data, write_pairs(folder / "cad", pairs)
+
+
+def tiny_lm_run(folder: Path) -> str:
+    """``training.lm`` for 3 steps on a tiny IMDB copy with a tiny classifier's vocabulary, as a
+    user runs it: ``folder/run`` holds ``lm.pt`` and its corpus cache; returns the tokenizer's path."""
+    from tests.bundles import CORPUS, make_bundle
+    from training import lm
+
+    data = folder / "aclImdb"
+    for part, kinds in (("train", ("pos", "neg", "unsup")), ("test", ("pos", "neg"))):
+        for kind in kinds:
+            (data / part / kind).mkdir(parents=True)
+            for index in range(10):
+                text = f"{CORPUS[index % 4]} {CORPUS[(index + 1) % 4]}"
+                (data / part / kind / f"{index}_{8 if kind == 'pos' else 2}.txt").write_text(text)
+    classifier, _, _ = make_bundle(folder / "classifier")
+    tokenizer = str(classifier / "tokenizer.json")
+    lm.main(
+        ["--data", str(data), "--tokenizer", tokenizer, "--output", str(folder / "run"), "--minutes", "5",
+         "--max-steps", "3", "--embed-dim", "8", "--hidden-size", "16", "--batch-size", "4",
+         "--bptt", "4", "--limit-reviews", "1000", "--watch-reviews", "2"]
+    )  # fmt: skip
+    return tokenizer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -9,7 +11,7 @@ import torch
 
 from model.bundle import onnx_session
 from training.export import ExportError
-from training.lm import LMConfig, WordLanguageModel, batches, perplexity, token_log_probs
+from training.lm import LMConfig, WordLanguageModel, batches, perplexity, token_log_probs, windows
 from training.lm_corpus import START_ID, sample_test_reviews
 from training.lm_export import build_lm_onnx, verify_lm_export, zero_state
 
@@ -34,6 +36,23 @@ def test_batches_shift_by_one_and_mask_padding() -> None:
     assert inputs.tolist() == [[START_ID, 8, 0], [START_ID, 5, 6]]  # sorted by length, padded at the end
     assert mask.sum() == 4  # every token is predicted once
     assert sorted(targets[mask].tolist()) == [5, 6, 7, 8]
+
+
+def test_windows_read_each_review_from_its_start_with_the_state_carried() -> None:
+    """Truncated BPTT: every token predicted once, and the outputs window by window (state
+    carried) equal the whole batch's at once, so training reads reviews as scoring does."""
+    model, reviews = _model(), _reviews(6)
+    inputs, _, mask = next(batches(reviews, 6, None))
+    with torch.no_grad():
+        whole, _ = model(inputs)
+        pieces, predicted = [], 0
+        for window_inputs, _, window_mask, state in windows(reviews, 6, 4, None):
+            outputs, after = model(window_inputs, state.get())
+            state.set(after)
+            pieces.append(outputs)
+            predicted += int(window_mask.sum())
+    assert len(pieces) == -(-inputs.shape[1] // 4) and predicted == int(mask.sum())
+    torch.testing.assert_close(torch.cat(pieces, dim=1)[mask], whole[mask], atol=1e-6, rtol=0)
 
 
 def test_token_log_probs_keep_order_and_equal_the_full_distribution() -> None:
@@ -106,42 +125,10 @@ def test_train_then_export_as_a_user_runs_them(tmp_path) -> None:
     """training.lm then training.lm_export on a tiny IMDB copy: a bundle with a card."""
     import json
 
-    from tests.bundles import CORPUS, make_bundle
-    from training import lm, lm_export
+    from tests.training.synthetic import tiny_lm_run
+    from training import lm_export
 
-    data = tmp_path / "aclImdb"
-    for part, kinds in (("train", ("pos", "neg", "unsup")), ("test", ("pos", "neg"))):
-        for kind in kinds:
-            (data / part / kind).mkdir(parents=True)
-            for index in range(10):
-                text = f"{CORPUS[index % 4]} {CORPUS[(index + 1) % 4]}"
-                (data / part / kind / f"{index}_{8 if kind == 'pos' else 2}.txt").write_text(text)
-    classifier, _, _ = make_bundle(tmp_path / "classifier")
-    tokenizer = str(classifier / "tokenizer.json")
-    lm.main(
-        [
-            "--data",
-            str(data),
-            "--tokenizer",
-            tokenizer,
-            "--output",
-            str(tmp_path / "run"),
-            "--minutes",
-            "5",
-            "--max-steps",
-            "3",
-            "--embed-dim",
-            "8",
-            "--hidden-size",
-            "16",
-            "--batch-size",
-            "4",
-            "--limit-reviews",
-            "1000",
-            "--watch-reviews",
-            "2",
-        ]
-    )
+    tokenizer = tiny_lm_run(tmp_path)
     lm_export.main(
         [
             "--checkpoint",
@@ -160,6 +147,4 @@ def test_train_then_export_as_a_user_runs_them(tmp_path) -> None:
     assert card["training"]["steps"] == 3 and card["metrics"]["test_reviews"] == 4
     assert card["parity"]["torch_vs_onnx"] <= 1e-5
     assert (tmp_path / "bundle" / "MODEL_CARD.md").read_text().startswith("# imdb-lstm-lm")
-    assert (tmp_path / "bundle" / "tokenizer.json").read_bytes() == (
-        classifier / "tokenizer.json"
-    ).read_bytes()
+    assert (tmp_path / "bundle" / "tokenizer.json").read_bytes() == Path(tokenizer).read_bytes()
