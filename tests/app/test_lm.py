@@ -173,7 +173,9 @@ def test_lm_work_is_counted_in_the_metrics(lm_client) -> None:
     assert 'sentiment_lm_seconds_count{operation="step"}' in metrics
 
 
-def test_a_full_lm_pool_answers_429_and_counts_it_as_a_refusal(bundle_dir, lm_dir, monkeypatch) -> None:
+def _refused_while_one_is_held(settings: Settings, route: str, monkeypatch) -> tuple:
+    """With ``settings``, one /v1/lm/next held by the LM's worker, then a POST to ``route``: the
+    refused answer, the held one's and the metrics."""
     release = threading.Event()
     original = LanguageModel.next_words
 
@@ -182,19 +184,24 @@ def test_a_full_lm_pool_answers_429_and_counts_it_as_a_refusal(bundle_dir, lm_di
         return original(self, *args)
 
     monkeypatch.setattr(LanguageModel, "next_words", held)
-    app = create_app(Settings(model_dir=bundle_dir, lm_bundle=lm_dir, lm_queue=0))
+    app = create_app(settings)
 
     async def scenario():
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                held = asyncio.ensure_future(client.post("/v1/lm/next", json={"text": "a"}))
+                first = asyncio.ensure_future(client.post("/v1/lm/next", json={"text": "a"}))
                 await asyncio.sleep(0.1)  # the LM's one worker holds the first
-                refused = await client.post("/v1/lm/next", json={"text": "a"})
+                refused = await client.post(route, json={"text": "a"})
                 release.set()
-                return refused, await held, (await client.get("/metrics")).text
+                return refused, await first, (await client.get("/metrics")).text
 
-    refused, answered, metrics = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_full_lm_pool_answers_429_and_counts_it_as_a_refusal(bundle_dir, lm_dir, monkeypatch) -> None:
+    settings = Settings(model_dir=bundle_dir, lm_bundle=lm_dir, lm_queue=0)
+    refused, answered, metrics = _refused_while_one_is_held(settings, "/v1/lm/next", monkeypatch)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
     assert answered.status_code == 200
     assert 'sentiment_rejected_total{reason="lm"} 1.0' in metrics
@@ -244,29 +251,11 @@ def test_the_lm_routes_count_in_the_rate_limit_and_the_in_flight_cap(
     assert statuses == [200, 200] and refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
 
-    release = threading.Event()
-    original = LanguageModel.next_words
-
-    def held(self, *args):
-        release.wait(5)
-        return original(self, *args)
-
-    monkeypatch.setattr(LanguageModel, "next_words", held)
-    app = create_app(Settings(model_dir=bundle_dir, lm_bundle=lm_dir, max_in_flight=1))
-
-    async def scenario():
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                first = asyncio.ensure_future(client.post("/v1/lm/next", json={"text": "a"}))
-                await asyncio.sleep(0.1)  # in flight, held by the LM's worker
-                refused = await client.post("/v1/lm/score", json={"text": "a"})
-                release.set()
-                return refused, await first
-
-    refused, answered = asyncio.run(scenario())
+    settings = Settings(model_dir=bundle_dir, lm_bundle=lm_dir, max_in_flight=1)
+    refused, answered, metrics = _refused_while_one_is_held(settings, "/v1/lm/score", monkeypatch)
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "overloaded"
     assert answered.status_code == 200
+    assert 'sentiment_rejected_total{reason="in_flight"} 1.0' in metrics
 
 
 def test_sampling_respects_top_k_and_top_p() -> None:
