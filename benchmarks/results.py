@@ -11,24 +11,15 @@ import datetime
 import json
 import os
 import platform
-import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from training.commands import portable, recorded_command  # noqa: F401 (portable: this module's API)
+
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def portable(argument: str) -> str:
-    """A command-line argument with an absolute path made relative to the repository (the
-    archive beside the checkout becomes ``../shared/data/x.tar.gz``), so that a record names no
-    one machine's folders; ``--flag=/path`` too. Anything else is returned as it is."""
-    if argument.startswith("--") and "=" in argument:
-        flag, value = argument.split("=", 1)
-        return f"{flag}={portable(value)}"
-    return os.path.relpath(argument, ROOT) if os.path.isabs(argument) else argument
 
 
 def commit() -> str:
@@ -68,7 +59,7 @@ def write(name: str, figures: dict, argv: Sequence[str], folder: Path = RESULTS)
     and ``argv``), commit, date and machine; returns the path."""
     record = {
         "benchmark": name,
-        "command": shlex.join(["python", "-m", "benchmarks", *map(portable, argv)]),
+        "command": recorded_command("benchmarks", argv),
         "commit": commit(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
